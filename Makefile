@@ -1,0 +1,32 @@
+# The two front-door commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Installed, not editable: the tests run against what a user would install.
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(shell find securityhandler -name '*.py' -o -name py.typed)
+	$(BIN)/python -m pip install --quiet ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/securityhandler demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
