@@ -53,14 +53,18 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
 
     :raises AmbiguousTargetError: for any target DESIGN section 2 refuses.
     """
-    script_name = _to_text(environ.get("SCRIPT_NAME", ""))
+    server_script_name = _server_script_name(environ)
+    script_name = _to_text(server_script_name)
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
-        raw_path, _, query = raw.partition("?")
+        raw_path, sep, query = raw.partition("?")
         raw_path = _strip_authority(raw_path)
+        if not sep:
+            # Some servers (werkzeug's test client) leave the query out.
+            query = environ.get("QUERY_STRING", "")
     else:
         # No raw target from the server: rebuild one from the decoded parts.
-        decoded = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        decoded = server_script_name + environ.get("PATH_INFO", "")
         raw_path = quote(decoded.encode("latin-1"), safe="/")
         query = environ.get("QUERY_STRING", "")
 
@@ -80,6 +84,18 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
     if environ.get("PATH_INFO") != wsgi_path:
         environ["PATH_INFO"] = wsgi_path
     return Target(path, raw_path, query)
+
+
+def _server_script_name(environ: WSGIEnvironment) -> str:
+    """Return ``SCRIPT_NAME`` as the server set it.
+
+    ProxyFix replaces it with a trusted ``X-Forwarded-Prefix`` and keeps the
+    original; the raw target is relative to the original.
+    """
+    original = environ.get("werkzeug.proxy_fix.orig")
+    if original is not None:
+        return original.get("SCRIPT_NAME") or ""
+    return environ.get("SCRIPT_NAME", "")  # type: ignore[no-any-return]
 
 
 def _strip_authority(raw_path: str) -> str:

@@ -242,7 +242,7 @@ class ConstraintSecurityHandler:
         try:
             target = canonical_target(environ)
         except AmbiguousTargetError as exc:
-            audit(environ, "deny", "ambiguous_target", detail=exc.reason)
+            audit(environ, self._denial, "ambiguous_target", detail=exc.reason)
             return _BAD_REQUEST
 
         # 2. The constraint: best path spec, then the method.
@@ -404,6 +404,11 @@ class ConstraintSecurityHandler:
             self._decisions[key] = decision
         return decision
 
+    @property
+    def _denial(self) -> str:
+        """Return the audit decision of a denial; report-only lets it pass."""
+        return "deny" if self.enforce else "would_deny"
+
     def _deny(
         self,
         environ: WSGIEnvironment,
@@ -417,7 +422,7 @@ class ConstraintSecurityHandler:
         environ[DECISION_KEY] = Decision("deny", reason, spec, info.constraints, method)
         audit(
             environ,
-            "deny" if self.enforce else "would_deny",
+            self._denial,
             reason,
             status=int(answer.status[:3]),
             constraint=",".join(info.constraints) or None,
