@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Installed, not editable: the tests run against what a user would install.
-$(VENV)/.installed: $(BIN)/python pyproject.toml $(shell find securityhandler -name '*.py' -o -name py.typed)
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(shell find securityhandler -type f -not -path "*/__pycache__/*")
 	$(BIN)/python -m pip install --quiet ".[test]"
 	touch $@
 

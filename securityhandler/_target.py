@@ -9,16 +9,12 @@ handler must match the very path the application routes.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-# A raw path free of these needs no decoding and no dot resolution.
-_NEEDS_WORK = re.compile(r"[^\x21-\x7e]|[%;\\#]|//|/\.")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -33,8 +29,7 @@ class AmbiguousTargetError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A canonical request target.
 
     :param path: the canonical path within the application (what
@@ -54,11 +49,11 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
     :raises AmbiguousTargetError: for any target DESIGN section 2 refuses.
     """
     server_script_name = _server_script_name(environ)
-    script_name = _to_text(server_script_name)
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         raw_path, sep, query = raw.partition("?")
-        raw_path = _strip_authority(raw_path)
+        if raw_path[:1] != "/":
+            raw_path = _strip_authority(raw_path)
         if not sep:
             # Some servers (werkzeug's test client) leave the query out.
             query = environ.get("QUERY_STRING", "")
@@ -68,22 +63,47 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
         raw_path = quote(decoded.encode("latin-1"), safe="/")
         query = environ.get("QUERY_STRING", "")
 
-    if _NEEDS_WORK.search(raw_path) is None:
-        full = raw_path
-    else:
-        full = canonical_path(raw_path)
+    if _is_plain(raw_path):
+        path = raw_path
+        if server_script_name:
+            path = _strip_script_name(path, server_script_name)
+        if environ.get("PATH_INFO") != path:
+            environ["PATH_INFO"] = path
+        return Target(path, raw_path, query)
 
-    if script_name:
-        if full != script_name and not full.startswith(script_name + "/"):
-            raise AmbiguousTargetError("outside_script_name")
-        path = full[len(script_name) :]
-    else:
-        path = full
-
+    path = canonical_path(raw_path)
+    if server_script_name:
+        path = _strip_script_name(path, _to_text(server_script_name))
     wsgi_path = path.encode("utf-8").decode("latin-1")
     if environ.get("PATH_INFO") != wsgi_path:
         environ["PATH_INFO"] = wsgi_path
     return Target(path, raw_path, query)
+
+
+def _is_plain(raw_path: str) -> bool:
+    """Tell whether a raw path is printable ASCII with nothing to decode or resolve.
+
+    Written as substring tests because they are several times cheaper than a
+    regular expression on the request path, which every request takes.
+    """
+    return (
+        raw_path.isascii()
+        and raw_path.isprintable()
+        and " " not in raw_path
+        and "%" not in raw_path
+        and ";" not in raw_path
+        and "\\" not in raw_path
+        and "#" not in raw_path
+        and "//" not in raw_path
+        and "/." not in raw_path
+    )
+
+
+def _strip_script_name(full: str, script_name: str) -> str:
+    """Return the path within the app; the target must stay inside it."""
+    if full != script_name and not full.startswith(script_name + "/"):
+        raise AmbiguousTargetError("outside_script_name")
+    return full[len(script_name) :]
 
 
 def _server_script_name(environ: WSGIEnvironment) -> str:
@@ -95,7 +115,7 @@ def _server_script_name(environ: WSGIEnvironment) -> str:
     original = environ.get("werkzeug.proxy_fix.orig")
     if original is not None:
         return original.get("SCRIPT_NAME") or ""
-    return environ.get("SCRIPT_NAME", "")  # type: ignore[no-any-return]
+    return environ.get("SCRIPT_NAME") or ""
 
 
 def _strip_authority(raw_path: str) -> str:

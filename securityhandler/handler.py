@@ -128,6 +128,8 @@ class _DeferredAuthentication:
             return None
         if isinstance(state, Succeeded):
             return state.identity
+        if isinstance(state, Failed):
+            audit(environ, "unauthenticated", state.reason, **_failure_fields(state))
         return None
 
 
@@ -204,16 +206,18 @@ class ConstraintSecurityHandler:
         try:
             answer = self.check_request(environ)
         except KeysUnavailableError as exc:
-            log.error("Answering 503: %s", exc.description)
-            audit(environ, "deny", exc.error)
+            # No keys to decide with: report-only mode still lets it pass.
+            log.error("No verification keys: %s", exc.description)
+            audit(environ, self._denial, exc.error)
             answer = _plain(
                 "503 Service Unavailable", [("Retry-After", str(exc.retry_after))]
             )
         except Exception:
-            # A bug or a config broken at runtime: fail closed.
+            # A bug or a config broken at runtime: fail closed, in every mode.
             log.exception("Security check failed; answering 500")
             audit(environ, "deny", "engine_failure")
-            answer = _SERVER_ERROR
+            start_response(_SERVER_ERROR.status, _SERVER_ERROR.headers)
+            return [_SERVER_ERROR.body]
         if answer is None or not self.enforce:
             return self.app(environ, start_response)
         start_response(answer.status, answer.headers)
@@ -291,9 +295,19 @@ class ConstraintSecurityHandler:
         if isinstance(state, ResponseSent):
             answer = _Answer(state.status, state.headers, state.body)
             return self._deny(environ, answer, state.reason, spec, info, method)
-        if not isinstance(state, Succeeded):
+        if state is None:
             return self._deny(
-                environ, self._unauthorized(state), _reason(state), spec, info, method
+                environ, self._unauthorized(None), "no_credential", spec, info, method
+            )
+        if isinstance(state, Failed):
+            return self._deny(
+                environ,
+                self._unauthorized(state),
+                state.reason,
+                spec,
+                info,
+                method,
+                failure=state,
             )
 
         # 7. Authorize.
@@ -315,6 +329,9 @@ class ConstraintSecurityHandler:
     ) -> Succeeded | Failed | ResponseSent | None:
         """Run the authenticator chain; associate and audit an identity.
 
+        A failure is not audited here: the caller writes one record for it,
+        a denial or (deferred) an ``unauthenticated`` record.
+
         :return: the first state that is not "no credential", or ``None``
             when no authenticator found its kind of credential.
         """
@@ -333,19 +350,7 @@ class ConstraintSecurityHandler:
                     kid=identity.kid,
                 )
                 return state
-            if isinstance(state, Failed):
-                audit(
-                    environ,
-                    "unauthenticated",
-                    state.reason,
-                    principal=state.principal,
-                    issuer=state.issuer,
-                    kid=state.kid,
-                    auth_type=authenticator.auth_type,
-                    detail=state.description or None,
-                )
-                return state
-            if isinstance(state, ResponseSent):
+            if isinstance(state, (Failed, ResponseSent)):
                 return state
         return None
 
@@ -418,8 +423,20 @@ class ConstraintSecurityHandler:
         info: RoleInfo,
         method: str,
         identity: UserIdentity | None = None,
+        failure: Failed | None = None,
     ) -> _Answer:
         environ[DECISION_KEY] = Decision("deny", reason, spec, info.constraints, method)
+        if identity is not None:
+            fields = {
+                "principal": identity.name,
+                "auth_type": identity.auth_type,
+                "issuer": identity.issuer,
+                "kid": identity.kid,
+            }
+        elif failure is not None:
+            fields = _failure_fields(failure)
+        else:
+            fields = {}
         audit(
             environ,
             self._denial,
@@ -427,15 +444,20 @@ class ConstraintSecurityHandler:
             status=int(answer.status[:3]),
             constraint=",".join(info.constraints) or None,
             spec=spec,
-            principal=identity.name if identity else None,
-            auth_type=identity.auth_type if identity else None,
-            issuer=identity.issuer if identity else None,
+            **fields,
         )
         return answer
 
 
-def _reason(state: Failed | None) -> str:
-    return "no_credential" if state is None else state.reason
+def _failure_fields(state: Failed) -> dict[str, str | None]:
+    """Return the audit fields of a failed credential: names and ids only."""
+    return {
+        "principal": state.principal,
+        "issuer": state.issuer,
+        "kid": state.kid,
+        "auth_type": state.authenticator.auth_type,
+        "detail": state.description or None,
+    }
 
 
 def _strip_port(host: str) -> str:

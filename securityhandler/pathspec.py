@@ -15,8 +15,10 @@ default    ``/``             everything
 ========== ================= ==========================================
 
 Templates and regexes rank between exact and prefix, as Jetty's "middle
-glob" group does; among themselves the longer spec text wins, then the
-spec text in sort order, so the result never depends on declaration order.
+glob" group does; all templates before all regexes. Among templates the one
+with more literal characters wins (``/u/{id}/edit`` beats ``/u/{a}/{b}``),
+among regexes the longer source; ties go to the spec text in sort order, so
+the result never depends on declaration order.
 Longer prefixes beat shorter ones and longer suffixes beat shorter ones.
 """
 
@@ -155,7 +157,10 @@ class PathSpec:
 
     def sort_key(self) -> tuple[int, int, str]:
         """Return the precedence key: lower sorts first and wins."""
-        return (self.group, -len(self.spec), self.spec)
+        weight = len(self.spec)
+        if self.group is PathSpecGroup.TEMPLATE:
+            weight = len(_TEMPLATE_VARIABLE.sub("", self.spec))
+        return (self.group, -weight, self.spec)
 
 
 def _check_segments(spec: str, path: str) -> None:

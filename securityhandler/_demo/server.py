@@ -1,0 +1,62 @@
+"""Serve the demo under gunicorn, in the foreground."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+class DemoServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn, configured in code, serving an application already loaded.
+
+    :param app: the WSGI application.
+    :param options: gunicorn settings by name (``bind``, ``worker_class`` ...).
+    """
+
+    def __init__(self, app: WSGIApplication, options: Mapping[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply :attr:`options` to gunicorn's configuration."""
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> WSGIApplication:
+        """Return the application."""
+        return self.application
+
+
+def serve(app: WSGIApplication, port: int, on_ready: Callable[[int], None]) -> int:
+    """Run ``app`` on ``127.0.0.1:port`` with gthread workers until stopped.
+
+    :param port: the port; ``0`` lets the system pick a free one.
+    :param on_ready: called with the bound port once gunicorn listens.
+    :return: gunicorn's exit status (0 after SIGTERM or Ctrl-C).
+    """
+
+    def when_ready(arbiter: Any) -> None:
+        on_ready(arbiter.LISTENERS[0].sock.getsockname()[1])
+
+    options = {
+        "bind": f"127.0.0.1:{port}",
+        "worker_class": "gthread",
+        "workers": 1,
+        "threads": 4,
+        "graceful_timeout": 5,
+        "accesslog": "-",
+        "proc_name": "securityhandler-demo",
+        "when_ready": when_ready,
+    }
+    try:
+        DemoServer(app, options).run()
+    except SystemExit as exc:
+        # Gunicorn's arbiter leaves through sys.exit, even on a clean stop.
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return 0

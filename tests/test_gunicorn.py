@@ -1,0 +1,130 @@
+"""The Flask example under a real gunicorn, spoken to with raw request targets.
+
+Test clients normalise a path before the application sees it; gunicorn
+passes the target as sent (``RAW_URI``), which is what the handler must
+refuse when it could be read two ways.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
+CONNECT_ATTEMPTS = 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_listening(
+    process: subprocess.Popen[bytes], port: int, log: Path
+) -> None:
+    for _ in range(CONNECT_ATTEMPTS):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                return
+        except ConnectionRefusedError:
+            pass
+        # Waiting on the process both paces the attempts and notices a crash.
+        try:
+            process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"gunicorn exited ({process.returncode}); see {log}")
+    raise AssertionError(f"gunicorn did not listen on port {port}; see {log}")
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Serve the Flask example with gunicorn (gthread) on a free loopback port."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "error.log"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--error-logfile",
+        str(log),
+        "app:app",
+    ]
+    # From the example's directory, as the README runs it: `-m` then imports
+    # securityhandler from the installed package, not the checkout.
+    process = subprocess.Popen(command, cwd=EXAMPLE, stdin=subprocess.DEVNULL)
+    try:
+        _wait_until_listening(process, port, log)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _request(
+    port: int, target: str, user: tuple[str, str] | None = None
+) -> tuple[int, bytes]:
+    headers = {}
+    if user is not None:
+        token = base64.b64encode(":".join(user).encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    # http.client sends the target verbatim: no normalisation, no re-encoding.
+    connection.request("GET", target, headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("/api/%2e%2e/admin/", id="encoded-dot-segment"),
+        pytest.param("/%2E%2E/admin/", id="encoded-dot-segment-upper"),
+        pytest.param("/admin%2F", id="encoded-slash"),
+        pytest.param("/api%2Forders", id="encoded-slash-mid"),
+        pytest.param("//admin/", id="leading-double-slash"),
+        pytest.param("/api//orders", id="inner-double-slash"),
+        pytest.param("/a/..;/admin/", id="dot-dot-parameter"),
+    ],
+)
+def test_ambiguous_target_refused(port: int, target: str) -> None:
+    status, body = _request(port, target, ("alice", "wonderland"))
+
+    assert status == 400
+    # The handler's plain answer, not gunicorn's own HTML error page.
+    assert body == b"Bad Request\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "user", "status"),
+    [
+        pytest.param("/", None, 200, id="public"),
+        pytest.param("/api/orders", None, 401, id="no-credentials"),
+        pytest.param("/admin/", ("bob", "builder"), 403, id="missing-role"),
+        pytest.param("/api/./orders", ("bob", "builder"), 200, id="dot-resolved"),
+    ],
+)
+def test_plain_target_answers(
+    port: int, target: str, user: tuple[str, str] | None, status: int
+) -> None:
+    answered, _ = _request(port, target, user)
+
+    assert answered == status
