@@ -106,6 +106,10 @@ class Authenticator(ABC):
         """
         return None
 
+    def describe(self) -> str:
+        """Return a one-line summary for the start-up log; never a secret."""
+        return self.auth_type.lower() or type(self).__name__
+
     def forbidden_headers(self) -> Headers:
         """Return extra headers for a 403 to an identity this authenticated."""
         return []
@@ -172,6 +176,10 @@ class BasicAuthenticator(Authenticator):
         if identity is None:
             return Failed("bad_credentials", self, principal=username)
         return Succeeded(identity, self)
+
+    def describe(self) -> str:
+        """Return ``basic (<login service>)`` for the start-up log."""
+        return f"basic ({self.login_service.name})"
 
     def challenge(self, error: str | None = None) -> str:
         """Return the Basic challenge, announcing UTF-8 (RFC 7617 2.1)."""

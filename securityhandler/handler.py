@@ -194,6 +194,20 @@ class ConstraintSecurityHandler:
                 x_port=self.proxy.x_port,
                 x_prefix=self.proxy.x_prefix,
             )
+        self._log_summary()
+
+    def _log_summary(self) -> None:
+        """Log what this handler enforces, once, at start-up."""
+        log.info(
+            "securityhandler %s: %d constraint mappings over %d path specs, "
+            "authenticators [%s], uncovered methods %s, secure port %s",
+            "enforcing" if self.enforce else "REPORT-ONLY (nothing is blocked)",
+            len(self.mappings.mappings),
+            len(self.mappings.entries()),
+            ", ".join(a.describe() for a in self.authenticators),
+            "denied" if self.deny_uncovered_methods else "allowed",
+            self.secure_port or "none",
+        )
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
