@@ -48,7 +48,7 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
 
     :raises AmbiguousTargetError: for any target DESIGN section 2 refuses.
     """
-    server_script_name = _server_script_name(environ)
+    script_name_raw = server_script_name(environ)
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         raw_path, sep, query = raw.partition("?")
@@ -59,21 +59,21 @@ def canonical_target(environ: WSGIEnvironment) -> Target:
             query = environ.get("QUERY_STRING", "")
     else:
         # No raw target from the server: rebuild one from the decoded parts.
-        decoded = server_script_name + environ.get("PATH_INFO", "")
+        decoded = script_name_raw + environ.get("PATH_INFO", "")
         raw_path = quote(decoded.encode("latin-1"), safe="/")
         query = environ.get("QUERY_STRING", "")
 
     if _is_plain(raw_path):
         path = raw_path
-        if server_script_name:
-            path = _strip_script_name(path, server_script_name)
+        if script_name_raw:
+            path = _strip_script_name(path, script_name_raw)
         if environ.get("PATH_INFO") != path:
             environ["PATH_INFO"] = path
         return Target(path, raw_path, query)
 
     path = canonical_path(raw_path)
-    if server_script_name:
-        path = _strip_script_name(path, _to_text(server_script_name))
+    if script_name_raw:
+        path = _strip_script_name(path, _to_text(script_name_raw))
     wsgi_path = path.encode("utf-8").decode("latin-1")
     if environ.get("PATH_INFO") != wsgi_path:
         environ["PATH_INFO"] = wsgi_path
@@ -106,7 +106,7 @@ def _strip_script_name(full: str, script_name: str) -> str:
     return full[len(script_name) :]
 
 
-def _server_script_name(environ: WSGIEnvironment) -> str:
+def server_script_name(environ: WSGIEnvironment) -> str:
     """Return ``SCRIPT_NAME`` as the server set it.
 
     ProxyFix replaces it with a trusted ``X-Forwarded-Prefix`` and keeps the

@@ -34,8 +34,11 @@ def trace_id(environ: WSGIEnvironment) -> str | None:
     return None
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _is_hex(value: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in value)
+    return _HEX.issuperset(value)
 
 
 def audit(environ: WSGIEnvironment, decision: str, reason: str, **fields: Any) -> None:
@@ -59,13 +62,19 @@ def audit(environ: WSGIEnvironment, decision: str, reason: str, **fields: Any) -
     if trace:
         record["trace"] = trace
     record.update((k, v) for k, v in fields.items() if v is not None)
-    log.info(
-        "%s %s %s %s",
-        decision,
-        reason,
-        record["method"],
-        record["path"],
-        extra={"audit": record},
+    # makeRecord + handle skips findCaller's stack walk: the caller is
+    # always this function, so the source location says nothing.
+    log.handle(
+        log.makeRecord(
+            AUDIT_LOGGER,
+            logging.INFO,
+            __file__,
+            0,
+            "%s %s %s %s",
+            (decision, reason, record["method"], record["path"]),
+            None,
+            extra={"audit": record},
+        )
     )
 
 

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ._target import AmbiguousTargetError, canonical_target
+from ._target import (
+    AmbiguousTargetError,
+    Target,
+    canonical_target,
+    server_script_name,
+)
 from .audit import audit
+from .audit import log as audit_log
 from .authentication import (
     Authenticator,
     Failed,
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PATH_CACHE_SIZE = 4096
+_ROUTE_CACHE_SIZE = 4096
 # A host name or an IP literal: nothing that could bend the redirect elsewhere.
 _HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -182,8 +188,10 @@ class ConstraintSecurityHandler:
         self.proxy = proxy or ProxyConfig()
         self.identity_service = identity_service or IdentityService()
         self._deferred = _DeferredAuthentication(self)
-        self._path_cache: dict[str, SpecEntry | None] = {}
-        self._decisions: dict[tuple[str | None, str], Decision] = {}
+        self._routes: dict[
+            tuple[str, str, str | None], tuple[Target, str, SpecEntry | None]
+        ] = {}
+        self._decisions: dict[tuple[str, str, str | None, str], Decision] = {}
         self._entry: WSGIApplication = self._handle
         if self.proxy.trusts_any:
             self._entry = ProxyFix(
@@ -238,17 +246,33 @@ class ConstraintSecurityHandler:
         return [answer.body]
 
     def find_entry(self, path: str) -> SpecEntry | None:
-        """Return the compiled entry of the best path spec for ``path``."""
-        cache = self._path_cache
-        try:
-            return cache[path]
-        except KeyError:
-            pass
-        entry = self.mappings.find(path)
-        if len(cache) >= _PATH_CACHE_SIZE:
-            cache.clear()
-        cache[path] = entry
-        return entry
+        """Return the compiled entry of the best path spec for a canonical path."""
+        return self.mappings.find(path)
+
+    def _route(self, environ: WSGIEnvironment) -> tuple[Target, SpecEntry | None]:
+        """Canonicalise the target and find its spec, remembering both per raw target.
+
+        The key holds every input :func:`canonical_target` reads, so a hit
+        replays its result, ``PATH_INFO`` included. Refusals are not kept.
+        The cache is bounded and simply emptied when full.
+        """
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+        if not raw:
+            target = canonical_target(environ)
+            return target, self.mappings.find(target.path)
+        key = (server_script_name(environ), raw, environ.get("QUERY_STRING"))
+        cached = self._routes.get(key)
+        if cached is not None:
+            target, path_info, entry = cached
+            if environ.get("PATH_INFO") != path_info:
+                environ["PATH_INFO"] = path_info
+            return target, entry
+        target = canonical_target(environ)
+        entry = self.mappings.find(target.path)
+        if len(self._routes) >= _ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[key] = (target, environ["PATH_INFO"], entry)
+        return target, entry
 
     def check_request(self, environ: WSGIEnvironment) -> _Answer | None:
         """Run steps 1 to 8 of the pipeline; return the answer, or ``None`` to pass.
@@ -258,16 +282,17 @@ class ConstraintSecurityHandler:
         """
         # 1. The request target: one reading only, or 400.
         try:
-            target = canonical_target(environ)
+            target, entry = self._route(environ)
         except AmbiguousTargetError as exc:
             audit(environ, self._denial, "ambiguous_target", detail=exc.reason)
             return _BAD_REQUEST
 
         # 2. The constraint: best path spec, then the method.
         method = environ["REQUEST_METHOD"]
-        entry = self.find_entry(target.path)
         if entry is None:
-            environ[DECISION_KEY] = self._allowed(None, method, "no_constraint", ())
+            environ[DECISION_KEY] = self._decision(
+                "allow", "no_constraint", None, method
+            )
             environ[DEFERRED_KEY] = self._deferred
             return None
         info = entry.role_info(method)
@@ -281,7 +306,9 @@ class ConstraintSecurityHandler:
                 return self._deny(
                     environ, _FORBIDDEN, "uncovered_method", spec, info, method
                 )
-            environ[DECISION_KEY] = self._allowed(spec, method, "uncovered_allowed", ())
+            environ[DECISION_KEY] = self._decision(
+                "allow", "uncovered_allowed", spec, method
+            )
             environ[DEFERRED_KEY] = self._deferred
             return None
 
@@ -298,8 +325,8 @@ class ConstraintSecurityHandler:
 
         # 5. Allowed: no credential is read unless the app asks (deferred).
         if info.authorization is Authorization.ALLOWED:
-            environ[DECISION_KEY] = self._allowed(
-                spec, method, "allowed", info.constraints
+            environ[DECISION_KEY] = self._decision(
+                "allow", "allowed", spec, method, info.constraints
             )
             environ[DEFERRED_KEY] = self._deferred
             return None
@@ -333,8 +360,8 @@ class ConstraintSecurityHandler:
             )
 
         # 8. Identity in the environ; the app is called by the caller.
-        environ[DECISION_KEY] = Decision(
-            "allow", "authorized", spec, info.constraints, method
+        environ[DECISION_KEY] = self._decision(
+            "allow", "authorized", spec, method, info.constraints
         )
         return None
 
@@ -411,14 +438,20 @@ class ConstraintSecurityHandler:
             b"",
         )
 
-    def _allowed(
-        self, spec: str | None, method: str, reason: str, names: tuple[str, ...]
+    def _decision(
+        self,
+        outcome: str,
+        reason: str,
+        spec: str | None,
+        method: str,
+        names: tuple[str, ...] = (),
     ) -> Decision:
-        key = (spec, method)
+        """Return the (shared, immutable) decision for these values."""
+        key = (outcome, reason, spec, method)
         decision = self._decisions.get(key)
-        if decision is None or decision.reason != reason:
-            decision = Decision("allow", reason, spec, names, method)
-            if len(self._decisions) >= _PATH_CACHE_SIZE:
+        if decision is None:
+            decision = Decision(outcome, reason, spec, names, method)
+            if len(self._decisions) >= _ROUTE_CACHE_SIZE:
                 self._decisions.clear()
             self._decisions[key] = decision
         return decision
@@ -439,7 +472,11 @@ class ConstraintSecurityHandler:
         identity: UserIdentity | None = None,
         failure: Failed | None = None,
     ) -> _Answer:
-        environ[DECISION_KEY] = Decision("deny", reason, spec, info.constraints, method)
+        environ[DECISION_KEY] = self._decision(
+            "deny", reason, spec, method, info.constraints
+        )
+        if not audit_log.isEnabledFor(logging.INFO):
+            return answer
         if identity is not None:
             fields = {
                 "principal": identity.name,

@@ -203,6 +203,7 @@ class PathMappings(Generic[T]):
             self._add(spec, value, middle)
         middle.sort(key=lambda item: item[0].sort_key())
         self._middle = tuple(middle)
+        self._middle_any, self._middle_by_segment = _bucket_middle(middle)
 
     def _add(self, spec: PathSpec, value: T, middle: list[tuple[PathSpec, T]]) -> None:
         group = spec.group
@@ -229,7 +230,8 @@ class PathMappings(Generic[T]):
         found = self._exact.get(path)
         if found is not None:
             return found
-        for spec, value in self._middle:
+        first = path[1:].partition("/")[0]
+        for spec, value in self._middle_by_segment.get(first, self._middle_any):
             assert spec.pattern is not None
             if spec.pattern.fullmatch(path) is not None:
                 return spec, value
@@ -283,6 +285,36 @@ class PathMappings(Generic[T]):
         yield from self._suffix.values()
         if self._default is not None:
             yield self._default
+
+
+def _bucket_middle(
+    middle: list[tuple[PathSpec, T]],
+) -> tuple[tuple[tuple[PathSpec, T], ...], dict[str, tuple[tuple[PathSpec, T], ...]]]:
+    """Split templates and regexes by a template's literal first segment.
+
+    A path can only match a template whose first segment is literal if its
+    own first segment is that literal, so lookup scans that bucket plus the
+    specs with no literal first segment (regexes, ``/{x}/...``), still in
+    precedence order, instead of every template.
+    """
+    shared = [item for item in middle if _first_literal(item[0]) is None]
+    keyed: dict[str, list[tuple[PathSpec, T]]] = {}
+    for item in middle:
+        first = _first_literal(item[0])
+        if first is not None:
+            keyed.setdefault(first, []).append(item)
+    buckets = {
+        first: tuple(sorted(items + shared, key=lambda item: item[0].sort_key()))
+        for first, items in keyed.items()
+    }
+    return tuple(shared), buckets
+
+
+def _first_literal(spec: PathSpec) -> str | None:
+    if spec.group is not PathSpecGroup.TEMPLATE:
+        return None
+    first = spec.spec[1:].partition("/")[0]
+    return None if "{" in first else first
 
 
 def _segments(path: str) -> list[str]:

@@ -258,10 +258,12 @@ class _Entry:
 
 
 class _VerifiedCache:
-    """Successful verifications, keyed by an HMAC of user name and password.
+    """Successful verifications, keyed by a MAC of user name and password.
 
-    The key is HMAC-SHA256 under a random per-process key, so the cache
-    holds neither the password nor an unkeyed hash of it.
+    The key is keyed BLAKE2b (a MAC by design, RFC 7693) under a random
+    per-process key, so the cache holds neither the password nor an unkeyed
+    hash of it. BLAKE2b is used rather than HMAC-SHA256 because it is one
+    call instead of two hash passes on every cached Basic request.
     """
 
     def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
@@ -274,7 +276,7 @@ class _VerifiedCache:
         """Return the cache key of a user name and password."""
         name = _utf8(username)
         message = len(name).to_bytes(4, "big") + name + _utf8(password)
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hashlib.blake2b(message, key=self._key, digest_size=32).digest()
 
     def hit(self, key: bytes) -> bool:
         """Tell whether ``key`` was verified less than :data:`CACHE_TTL` ago."""
@@ -351,10 +353,10 @@ class HashLoginService:
     Trade-off of the cache: an scrypt check takes tens of milliseconds, too
     slow to pay on every Basic request. Successful checks of scrypt and
     pbkdf2 hashes are therefore remembered for :data:`CACHE_TTL` seconds
-    (at most :data:`CACHE_SIZE` of them), keyed by HMAC-SHA256 of user name
+    (at most :data:`CACHE_SIZE` of them), keyed by a keyed BLAKE2b MAC of user name
     and password under a random per-process key. The cache never holds the
     password, but someone who can read the process memory (key included)
-    can test guesses against a cached entry at HMAC speed instead of scrypt
+    can test guesses against a cached entry at hashing speed instead of scrypt
     speed, for as long as it lives. Failures are never cached, and a
     reload drops the whole cache, so a changed password or role takes
     effect at once.
