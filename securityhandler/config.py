@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from .authentication import Authenticator, BasicAuthenticator
+from .bearer import BearerAuthenticator, IapAuthenticator
 from .constraints import (
     _TOKEN_CHARS,
     Authorization,
@@ -39,6 +40,7 @@ from .handler import ConstraintSecurityHandler, ProxyConfig
 from .login import LoginService
 from .pathspec import PathSpec
 from .realm import HashLoginService
+from .tokens import PRESETS, TokenIssuer, TokenLoginService
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -68,6 +70,7 @@ class SecurityConfig:
     :param secure_port: the HTTPS port to redirect to; ``0`` answers 403.
     :param proxy: the forwarded headers to trust.
     :param login_services: the user stores, by name.
+    :param issuers: the token issuers, by name.
     :param source: the file the config was read from, if any.
     :param lines: the 1-based line of every dotted key read from a file,
         such as ``constraints[2]`` or ``constraints[2].roles``; empty for a
@@ -83,6 +86,7 @@ class SecurityConfig:
     secure_port: int = 0
     proxy: ProxyConfig | None = None
     login_services: dict[str, LoginService] = field(default_factory=dict)
+    issuers: dict[str, TokenIssuer] = field(default_factory=dict)
     source: str | None = None
     lines: dict[str, int] = field(default_factory=dict)
 
@@ -676,6 +680,80 @@ def _find(node: _Node, dotted: str) -> _Node:
     return node
 
 
+# -- Token issuers -----------------------------------------------------------
+
+_ISSUER_KEYS = (
+    "preset",
+    "issuer",
+    "audiences",
+    "jwks_uri",
+    "algorithms",
+    "leeway",
+    "principal_claim",
+    "role_claims",
+    "role_map",
+    "required_claims",
+    "max_token_bytes",
+)
+
+
+def _issuers(loader: _Loader, node: _Node) -> None:
+    issuers = _members(node, "a mapping of issuer names to settings")
+    for name, settings in issuers.items():
+        if not name:
+            raise settings.error("Invalid issuer name: expected a non-empty name")
+        loader.config.issuers[name] = _token_issuer(name, settings)
+
+
+def _token_issuer(name: str, node: _Node) -> TokenIssuer:
+    members = _members(node, "a mapping of issuer settings")
+    _check_keys(members, _ISSUER_KEYS)
+    options: dict[str, Any] = {}
+    for key, member in members.items():
+        options[key] = _ISSUER_SETTINGS[key](member)
+
+    # The issuer checks its policy itself and names the setting at fault
+    # as issuers.<name>.<setting>, the same dotted key as the file's.
+    try:
+        return TokenIssuer(name, **options)
+    except ConfigError as exc:
+        key = exc.key or node.key
+        relative = key[len(node.key) + 1 :] if key.startswith(node.key + ".") else ""
+        raise _find(node, relative).error(exc.description, key=key) from exc
+
+
+def _role_map(node: _Node) -> dict[str, frozenset[str]]:
+    members = _members(node, "a mapping of principals or claim values to roles")
+    return {value: _role_names(roles) for value, roles in members.items()}
+
+
+def _claim_values(node: _Node) -> dict[str, Any]:
+    _members(node, "a mapping of claim names to required values")
+    values: dict[str, Any] = _plain(node)
+    return values
+
+
+_ISSUER_SETTINGS: dict[str, Callable[[_Node], Any]] = {
+    "preset": lambda node: _choice(node, {name: name for name in PRESETS}),
+    "issuer": lambda node: _text(node, "the issuer URL (the exact 'iss')"),
+    "audiences": lambda node: list(
+        _strings(node, "a list of audiences", "an audience")
+    ),
+    "jwks_uri": lambda node: _text(node, "the URL of the issuer's JWKS"),
+    "algorithms": lambda node: list(
+        _strings(node, "a list of JWS algorithms", "an algorithm name")
+    ),
+    "leeway": lambda node: _int(node, "a number of seconds (an integer >= 0)", 0),
+    "principal_claim": lambda node: _text(node, "a claim name"),
+    "role_claims": lambda node: list(
+        _strings(node, "a list of claim paths", "a claim path")
+    ),
+    "role_map": _role_map,
+    "required_claims": _claim_values,
+    "max_token_bytes": lambda node: _int(node, "a size in bytes (an integer >= 1)", 1),
+}
+
+
 # -- Authenticators ----------------------------------------------------------
 
 _BASIC_KEYS = ("type", "login_service")
@@ -687,6 +765,47 @@ def _basic_authenticator(loader: _Loader, node: _Node) -> Authenticator:
     reference = _require(node, members, "login_service", "a login service name")
     service = _reference(reference, loader.config.login_services, "login service")
     return BasicAuthenticator(service, realm=loader.config.realm)
+
+
+_BEARER_KEYS = ("type", "issuers", "trust_serverless_authorization")
+_IAP_KEYS = ("type", "issuer")
+
+
+def _bearer_authenticator(loader: _Loader, node: _Node) -> Authenticator:
+    members = _members(node, "a mapping of authenticator settings")
+    _check_keys(members, _BEARER_KEYS)
+    names = _require(node, members, "issuers", "a list of issuer names")
+    entries = _strings(names, "a list of issuer names", "an issuer name")
+    if not entries:
+        raise names.error(f"Invalid {names.leaf}: expected at least one issuer name")
+    issuers = [
+        _reference(entry, loader.config.issuers, "issuer") for entry in entries.values()
+    ]
+    trust = members.get("trust_serverless_authorization")
+    try:
+        service = TokenLoginService("+".join(entries), issuers)
+    except ConfigError as exc:
+        raise _relocate(names, exc) from exc
+    return BearerAuthenticator(
+        service,
+        realm=loader.config.realm,
+        trust_serverless_authorization=_bool(trust) if trust is not None else False,
+    )
+
+
+def _iap_authenticator(loader: _Loader, node: _Node) -> Authenticator:
+    members = _members(node, "a mapping of authenticator settings")
+    _check_keys(members, _IAP_KEYS)
+    reference = _require(node, members, "issuer", "the name of an iap issuer")
+    issuer = _reference(reference, loader.config.issuers, "issuer")
+    if issuer.preset.name != "iap":
+        raise reference.error(
+            f"Invalid {reference.leaf}: issuer {reference.shown()} has preset "
+            f"{issuer.preset.name!r}; the IAP header needs an issuer with "
+            "'preset: iap'"
+        )
+    service = TokenLoginService(issuer.name, [issuer])
+    return IapAuthenticator(service, realm=loader.config.realm)
 
 
 # -- Constraints -------------------------------------------------------------
@@ -817,6 +936,7 @@ _SECTIONS: dict[str, Callable[[_Loader, _Node], None]] = {
     "enforce": _enforce,
     "secure_port": _secure_port,
     "proxy": _proxy,
+    "issuers": _issuers,
     "login_services": _login_services,
     "authenticators": _authenticators,
     "constraints": _constraints,
@@ -828,6 +948,8 @@ _LOGIN_SERVICES: dict[str, Callable[[_Loader, str, _Node], LoginService]] = {
 #: Authenticator types.
 _AUTHENTICATORS: dict[str, Callable[[_Loader, _Node], Authenticator]] = {
     "basic": _basic_authenticator,
+    "bearer": _bearer_authenticator,
+    "iap": _iap_authenticator,
 }
 #: Parts of the DESIGN schema this version does not build yet; an entry in
 #: the tables above takes precedence over these.

@@ -226,6 +226,11 @@ class SpecEntry:
         """Return the combined demand for ``method`` on this spec."""
         return self.by_method.get(method, self.other)
 
+    def mappings_for(self, method: str) -> tuple[ConstraintMapping, ...]:
+        """Return the mappings whose constraints :meth:`role_info` combines."""
+        named = method if method in self.by_method else None
+        return tuple(_applicable(self.mappings, named))
+
 
 class ConstraintMappings:
     """The compiled, immutable form of a list of constraint mappings.
@@ -267,10 +272,21 @@ class ConstraintMappings:
 def _compile_spec(spec: PathSpec, mappings: list[ConstraintMapping]) -> SpecEntry:
     named = frozenset().union(*(m.methods | m.omit_methods for m in mappings))
     by_method = {
-        method: combine(m.constraint for m in mappings if m.applies_to(method))
+        method: combine(m.constraint for m in _applicable(mappings, method))
         for method in named
     }
-    # Any method no mapping names is covered by the all-methods mappings and by
-    # every omission mapping (its list cannot hold an unnamed method).
-    other = combine(m.constraint for m in mappings if not m.methods)
+    other = combine(m.constraint for m in _applicable(mappings, None))
     return SpecEntry(spec, by_method, other, tuple(mappings))
+
+
+def _applicable(
+    mappings: Iterable[ConstraintMapping], method: str | None
+) -> list[ConstraintMapping]:
+    """Return the mappings that apply to ``method``.
+
+    ``None`` stands for any method no mapping names: the all-methods mappings
+    and every omission mapping (its list cannot hold an unnamed method) cover it.
+    """
+    if method is None:
+        return [m for m in mappings if not m.methods]
+    return [m for m in mappings if m.applies_to(method)]

@@ -17,6 +17,10 @@ from securityhandler.identity import DECISION_KEY, UserIdentity, get_identity
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+# The test kit's fixtures (local_issuer, mint_token), as an installed
+# securityhandler provides them through its pytest11 entry point.
+pytest_plugins = ["securityhandler.testing"]
+
 
 @dataclass(frozen=True)
 class Seen:

@@ -354,25 +354,11 @@ login_services:
             id="proxy-unknown-key",
         ),
         pytest.param(
-            "realm: a\nissuers:\n  google: {preset: google}\n",
-            2,
-            "issuers",
-            "Section 'issuers' is recognised but not available in this version",
-            id="issuers-later",
-        ),
-        pytest.param(
             "session:\n  keys: [abc]\n",
             1,
             "session",
             "Section 'session' is recognised but not available",
             id="session-later",
-        ),
-        pytest.param(
-            "authenticators:\n  - type: bearer\n    issuers: [google]\n",
-            2,
-            "authenticators[0].type",
-            "Authenticator type 'bearer' is recognised but not available",
-            id="bearer-later",
         ),
         pytest.param(
             USERS + "authenticators:\n  - {type: basic, login_service: staff}\n"
@@ -386,14 +372,14 @@ login_services:
             "authenticators:\n  - type: digest\n",
             2,
             "authenticators[0].type",
-            "Invalid type: expected one of basic, got 'digest'",
+            "Invalid type: expected one of basic, bearer, iap, got 'digest'",
             id="authenticator-unknown-type",
         ),
         pytest.param(
             "authenticators:\n  - type: [basic]\n",
             2,
             "authenticators[0].type",
-            "Invalid type: expected one of basic, got a list",
+            "Invalid type: expected one of basic, bearer, iap, got a list",
             id="authenticator-type-list",
         ),
         pytest.param(
@@ -662,10 +648,10 @@ def test_invalid_yaml_located(
             id="port-string",
         ),
         pytest.param(
-            {"realm": "x", "issuers": {}},
-            "issuers",
+            {"realm": "x", "session": {}},
+            "session",
             "recognised but not available",
-            id="issuers-later",
+            id="session-later",
         ),
         pytest.param(
             {"login_services": {"staff": {"type": "hash", "users": {"a b": {}}}}},
