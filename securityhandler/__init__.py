@@ -15,6 +15,8 @@ from .authentication import Failed as Failed
 from .authentication import ResponseSent as ResponseSent
 from .authentication import Succeeded as Succeeded
 from .authentication import Unauthenticated as Unauthenticated
+from .bearer import BearerAuthenticator as BearerAuthenticator
+from .bearer import IapAuthenticator as IapAuthenticator
 from .config import SecurityConfig as SecurityConfig
 from .config import load_config as load_config
 from .config import secure as secure
@@ -35,5 +37,7 @@ from .identity import UserIdentity as UserIdentity
 from .identity import get_identity as get_identity
 from .login import LoginService as LoginService
 from .realm import HashLoginService as HashLoginService
+from .tokens import TokenIssuer as TokenIssuer
+from .tokens import TokenLoginService as TokenLoginService
 
 __version__ = "0.1.0"

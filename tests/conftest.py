@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Response
 
 from securityhandler.identity import DECISION_KEY, UserIdentity, get_identity
+from securityhandler.logs import JsonFormatter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -20,6 +23,56 @@ if TYPE_CHECKING:
 # The test kit's fixtures (local_issuer, mint_token), as an installed
 # securityhandler provides them through its pytest11 entry point.
 pytest_plugins = ["securityhandler.testing"]
+
+
+# Passwords the tests send. No log line may hold one: the autouse fixture
+# below checks every record of every test against this set and against the
+# shapes of credentials (JWTs, Basic and Bearer header values).
+PASSWORDS_IN_TESTS: set[str] = {"wonderland", "builder"}
+_CREDENTIAL_SHAPES = re.compile(
+    r"eyJ[\w-]{4,}\.[\w-]{4,}\.|(?i:\b(?:basic|bearer)\s+[A-Za-z0-9+/=._~-]{12,})"
+)
+
+
+class _CaptureFormatter(JsonFormatter):
+    """The JSON formatter, under its own class so tests of logging setup can
+    tell the handlers they installed from this one."""
+
+
+class _Capture(logging.Handler):
+    """Keep every record, formatted as the JSON log line it would become."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(_CaptureFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record) + " " + repr(record.__dict__))
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterable[None]:
+    """Fail any test whose log records carry a password, token or credential.
+
+    Every logger is opened to DEBUG for the test, so debug lines are checked
+    too. Each record is checked as formatted JSON and as its raw attributes.
+    """
+    root = logging.getLogger()
+    capture = _Capture()
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    for line in capture.lines:
+        shape = _CREDENTIAL_SHAPES.search(line)
+        assert shape is None, f"credential-shaped text logged: {line[:300]}"
+        leaked = [p for p in PASSWORDS_IN_TESTS if len(p) >= 6 and p in line]
+        assert not leaked, f"password logged: {line[:300]}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +141,7 @@ class MemoryLoginService:
         name: str = "memory",
     ) -> None:
         self.name = name
+        PASSWORDS_IN_TESTS.update(password for password, _ in users.values())
         self._users = {
             user: (password, frozenset(roles))
             for user, (password, roles) in users.items()
