@@ -611,7 +611,7 @@ def _add_claim_strings(
     """Add the strings at ``path`` of ``claims`` to ``roles``."""
     value: Any = claims
     for part in path:
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):
             return
         value = value.get(part)
     if value is None:

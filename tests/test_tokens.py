@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -427,6 +428,13 @@ def test_role_claims_extracted(
 ) -> None:
     issuer = issuer_for(role_claims=role_claims)
     assert issuer.roles_for(claims_for(**claims), "alice") == frozenset(roles)
+
+
+def test_role_claims_read_from_read_only_claims() -> None:
+    # UserIdentity.claims is a read-only mapping, not a dict.
+    issuer = issuer_for(role_claims=["realm_access.roles"])
+    claims = MappingProxyType(claims_for(realm_access={"roles": ["ops"]}))
+    assert issuer.roles_for(claims, "alice") == frozenset({"ops"})
 
 
 def test_role_map_from_principal_and_role_values() -> None:
