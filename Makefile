@@ -25,7 +25,13 @@ lint: $(VENV)/.installed
 test: lint
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed
+# The peer libraries of the token benchmarks; wrk itself is a system package
+# (apt-get install -y wrk), which the wrk section asks for when it is missing.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py
 
 clean:

@@ -47,6 +47,8 @@ from harness import Row, Settings, format_table  # noqa: E402
 SECTIONS: dict[str, str] = {
     "handler": "sections.handler",
     "lookup": "sections.lookup",
+    "tokens": "sections.tokens",
+    "wrk": "sections.wrk",
 }
 
 
