@@ -123,15 +123,20 @@ class BearerAuthenticator(Authenticator):
                 "invalid_token",
                 f"Authorization over {self._max_header} bytes",
             )
-        token = _bearer_token(header)
-        if token is None:
-            return self._failed(
-                "malformed_authorization",
-                "invalid_request",
-                "Expected 'Bearer' followed by one space and one token",
-            )
         service = self.login_service
         try:
+            if signed and header.startswith("Bearer "):
+                # A token seen before skips the grammar check: it passed it.
+                identity = service.cached(header[7:], auth_type=self.auth_type)
+                if identity is not None:
+                    return Succeeded(identity, self)
+            token = _bearer_token(header)
+            if token is None:
+                return self._failed(
+                    "malformed_authorization",
+                    "invalid_request",
+                    "Expected 'Bearer' followed by one space and one token",
+                )
             if signed:
                 identity = service.verify(token, auth_type=self.auth_type)
             else:

@@ -702,13 +702,9 @@ class TokenLoginService:
         :raises InvalidTokenError: with the audit reason of the first failure.
         :raises KeysUnavailableError: when the issuer's keys cannot be had.
         """
-        entry = self._cache.get(token)
-        if entry is not None:
-            identity = self._cache_hit(token, entry)
-            if identity is not None:
-                if identity.auth_type != auth_type:
-                    identity = replace(identity, auth_type=auth_type)
-                return identity
+        identity = self.cached(token, auth_type=auth_type)
+        if identity is not None:
+            return identity
 
         parsed = self._parse(token, _COMPACT)
         issuer = self._issuer_of(token, parsed)
@@ -716,6 +712,23 @@ class TokenLoginService:
         keyset = self._check_signature(issuer, parsed, principal)
         identity = self._identity(issuer, parsed, principal, auth_type)
         self._remember(token, identity, issuer, keyset, parsed.claims["exp"])
+        return identity
+
+    def cached(self, token: str, *, auth_type: str = "BEARER") -> UserIdentity | None:
+        """Return the identity of a token verified before and still valid.
+
+        A token is only ever cached after passing every check of
+        :meth:`verify`, so a hit needs no parsing: only the expiry and the
+        key set are checked again.
+
+        :raises InvalidTokenError: when a cached token has expired.
+        """
+        entry = self._cache.get(token)
+        if entry is None:
+            return None
+        identity = self._cache_hit(token, entry)
+        if identity is not None and identity.auth_type != auth_type:
+            identity = replace(identity, auth_type=auth_type)
         return identity
 
     def verify_unsigned(self, token: str, *, auth_type: str = "BEARER") -> UserIdentity:

@@ -3,6 +3,8 @@
 Django's ``Client`` calls Django's handler directly, not a WSGI callable, so
 :class:`SecuredClient` puts the security handler in front of it the way
 ``wsgi.py`` does: a request the handler refuses never reaches Django.
+The example demands HTTPS wherever a credential is needed, so requests there
+are sent with ``secure=True`` (``wsgi.url_scheme`` "https"), as behind TLS.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def _basic(user: tuple[str, str]) -> dict[str, str]:
 
 
 def test_protected_route_sets_identity_and_user(client: SecuredClient) -> None:
-    response = client.get("/api/orders", headers=_basic(ALICE))
+    response = client.get("/api/orders", secure=True, headers=_basic(ALICE))
 
     assert response.status_code == 200
     assert response.json()["caller"] == {
@@ -122,7 +124,7 @@ def test_protected_route_sets_identity_and_user(client: SecuredClient) -> None:
 def test_remote_user_backend_creates_user(client: SecuredClient) -> None:
     from django.contrib.auth.models import User
 
-    response = client.get("/admin/", headers=_basic(ALICE))
+    response = client.get("/admin/", secure=True, headers=_basic(ALICE))
 
     assert response.status_code == 200
     assert response.wsgi_request.user.is_authenticated
@@ -130,7 +132,7 @@ def test_remote_user_backend_creates_user(client: SecuredClient) -> None:
 
 
 def test_public_route_without_credentials_anonymous(client: SecuredClient) -> None:
-    response = client.get("/")
+    response = client.get("/", secure=True)
 
     assert response.status_code == 200
     assert response.json()["caller"] == {"user": None, "roles": [], "django_user": None}
@@ -139,14 +141,14 @@ def test_public_route_without_credentials_anonymous(client: SecuredClient) -> No
 def test_public_route_with_credentials_identified(client: SecuredClient) -> None:
     # No login is needed here, so request.identity checks the credential
     # when the view reads it (deferred authentication).
-    response = client.get("/healthz", headers=_basic(BOB))
+    response = client.get("/healthz", secure=True, headers=_basic(BOB))
 
     assert response.status_code == 200
     assert response.json()["caller"]["user"] == "bob"
 
 
 def test_missing_credentials_challenged(client: SecuredClient) -> None:
-    response = client.get("/api/orders")
+    response = client.get("/api/orders", secure=True)
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Basic realm="orders", charset="UTF-8"'
@@ -159,7 +161,10 @@ def test_missing_credentials_challenged(client: SecuredClient) -> None:
         pytest.param("POST", "/api/orders", BOB, 403, id="write-without-writer"),
         pytest.param("POST", "/api/orders", ALICE, 201, id="write-as-writer"),
         pytest.param("GET", "/admin/", BOB, 403, id="admin-without-role"),
-        pytest.param("TRACE", "/", None, 403, id="trace-root-uncovered"),
+        pytest.param("TRACE", "/", None, 403, id="trace-root-forbidden"),
+        pytest.param("TRACE", "/api/orders", ALICE, 403, id="trace-api-forbidden"),
+        pytest.param("TRACE", "/admin/", ALICE, 403, id="trace-admin-forbidden"),
+        pytest.param("POST", "/healthz", ALICE, 403, id="post-health-forbidden"),
         pytest.param("GET", "/other", BOB, 404, id="default-reaches-app"),
     ],
 )
@@ -175,10 +180,52 @@ def test_example_statuses(
         path,
         b'{"item": "tea"}',
         content_type="application/json",
+        secure=True,
         headers=_basic(user) if user else None,
     )
 
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "user"),
+    [
+        pytest.param("GET", "/api/orders", None, id="read-no-credentials"),
+        pytest.param("GET", "/api/orders", BOB, id="read-any-user"),
+        pytest.param("POST", "/api/orders", ALICE, id="write-as-writer"),
+        pytest.param("GET", "/admin/", ALICE, id="admin-as-admin"),
+        pytest.param("GET", "/other", BOB, id="default-signed-in"),
+    ],
+)
+def test_plain_http_credentialed_path_refused(
+    client: SecuredClient,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    user: tuple[str, str] | None,
+) -> None:
+    # 403, not a 401 challenge: nothing invites a password over plain HTTP,
+    # and one sent anyway is never checked; Django never sees the request.
+    caplog.set_level(logging.INFO, logger="securityhandler.audit")
+    response = client.generic(
+        method,
+        path,
+        b'{"item": "tea"}',
+        content_type="application/json",
+        headers=_basic(user) if user else None,
+    )
+
+    assert response.status_code == 403
+    assert not response.has_header("WWW-Authenticate")
+    assert _audit_reasons(caplog.records) == ["insecure_transport"]
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz"])
+def test_plain_http_public_path_answers(client: SecuredClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.json()["caller"]["user"] is None
 
 
 def test_identity_checked_only_when_read(
@@ -198,7 +245,9 @@ def test_identity_checked_only_when_read(
         return []
 
     app = securityhandler.secure(django_app, SECURITY)
-    environ = EnvironBuilder("/", headers=_basic(ALICE)).get_environ()
+    environ = EnvironBuilder(
+        "/", base_url="https://localhost", headers=_basic(ALICE)
+    ).get_environ()
     caplog.set_level(logging.INFO, logger="securityhandler.audit")
 
     app(environ, lambda status, headers: lambda data: None)
@@ -212,6 +261,10 @@ def test_identity_checked_only_when_read(
 
 def _audit_decisions(records: list[logging.LogRecord]) -> list[str]:
     return [r.audit["decision"] for r in records if r.name == "securityhandler.audit"]
+
+
+def _audit_reasons(records: list[logging.LogRecord]) -> list[str]:
+    return [r.audit["reason"] for r in records if r.name == "securityhandler.audit"]
 
 
 def test_package_import_leaves_django_unloaded(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ from securityhandler.flask import current_identity, get_current_identity
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
 ALICE = ("alice", "wonderland")
 BOB = ("bob", "builder")
+# The example demands HTTPS wherever a credential is needed: requests there
+# go to an https base URL (wsgi.url_scheme "https"), as behind TLS.
+HTTPS = "https://localhost"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def test_protected_route_sees_identity(client: FlaskClient) -> None:
-    response = client.get("/api/orders", auth=ALICE)
+    response = client.get("/api/orders", base_url=HTTPS, auth=ALICE)
 
     assert response.status_code == 200
     assert response.json is not None
@@ -53,7 +57,7 @@ def test_protected_route_sees_identity(client: FlaskClient) -> None:
 
 
 def test_public_route_without_credentials_anonymous(client: FlaskClient) -> None:
-    response = client.get("/")
+    response = client.get("/", base_url=HTTPS)
 
     assert response.status_code == 200
     assert response.json is not None
@@ -63,7 +67,7 @@ def test_public_route_without_credentials_anonymous(client: FlaskClient) -> None
 def test_public_route_with_credentials_identified(client: FlaskClient) -> None:
     # The path needs no login, so the credential is checked only when the
     # view reads current_identity (deferred authentication).
-    response = client.get("/", auth=BOB)
+    response = client.get("/", base_url=HTTPS, auth=BOB)
 
     assert response.status_code == 200
     assert response.json is not None
@@ -71,7 +75,7 @@ def test_public_route_with_credentials_identified(client: FlaskClient) -> None:
 
 
 def test_public_route_bad_password_anonymous(client: FlaskClient) -> None:
-    response = client.get("/healthz", auth=("alice", "wrong"))
+    response = client.get("/healthz", base_url=HTTPS, auth=("alice", "wrong"))
 
     assert response.status_code == 200
     assert response.json is not None
@@ -79,7 +83,7 @@ def test_public_route_bad_password_anonymous(client: FlaskClient) -> None:
 
 
 def test_missing_credentials_challenged(client: FlaskClient) -> None:
-    response = client.get("/api/orders")
+    response = client.get("/api/orders", base_url=HTTPS)
 
     assert response.status_code == 401
     assert (
@@ -96,9 +100,12 @@ def test_missing_credentials_challenged(client: FlaskClient) -> None:
         pytest.param("POST", "/api/orders", ALICE, 201, id="write-as-writer"),
         pytest.param("GET", "/admin/", BOB, 403, id="admin-without-role"),
         pytest.param("GET", "/admin/", ALICE, 200, id="admin-as-admin"),
-        pytest.param("TRACE", "/", None, 403, id="trace-root-uncovered"),
+        pytest.param("TRACE", "/", None, 403, id="trace-root-forbidden"),
         pytest.param("TRACE", "/other", ALICE, 403, id="trace-default-forbidden"),
-        pytest.param("POST", "/", ALICE, 403, id="post-root-uncovered"),
+        pytest.param("TRACE", "/api/orders", ALICE, 403, id="trace-api-forbidden"),
+        pytest.param("TRACE", "/admin/", ALICE, 403, id="trace-admin-forbidden"),
+        pytest.param("POST", "/", ALICE, 403, id="post-root-forbidden"),
+        pytest.param("DELETE", "/healthz", ALICE, 403, id="delete-health-forbidden"),
         pytest.param("GET", "/other", None, 401, id="default-needs-login"),
         pytest.param("GET", "/other", BOB, 404, id="default-reaches-app"),
     ],
@@ -110,9 +117,51 @@ def test_example_statuses(
     auth: tuple[str, str] | None,
     status: int,
 ) -> None:
-    response = client.open(path, method=method, auth=auth, json={"item": "tea"})
+    response = client.open(
+        path, method=method, base_url=HTTPS, auth=auth, json={"item": "tea"}
+    )
 
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "auth"),
+    [
+        pytest.param("GET", "/api/orders", None, id="read-no-credentials"),
+        pytest.param("GET", "/api/orders", BOB, id="read-any-user"),
+        pytest.param("POST", "/api/orders", ALICE, id="write-as-writer"),
+        pytest.param("GET", "/admin/", ALICE, id="admin-as-admin"),
+        pytest.param("GET", "/other", BOB, id="default-signed-in"),
+    ],
+)
+def test_plain_http_credentialed_path_refused(
+    client: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    auth: tuple[str, str] | None,
+) -> None:
+    # 403, not a 401 challenge: nothing invites a password over plain HTTP,
+    # and one sent anyway is never checked.
+    caplog.set_level(logging.INFO, logger="securityhandler.audit")
+    response = client.open(path, method=method, auth=auth, json={"item": "tea"})
+
+    assert response.status_code == 403
+    assert "WWW-Authenticate" not in response.headers
+    assert _audit_reasons(caplog.records) == ["insecure_transport"]
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz"])
+def test_plain_http_public_path_answers(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.json is not None
+    assert response.json["caller"]["user"] is None
+
+
+def _audit_reasons(records: list[logging.LogRecord]) -> list[str]:
+    return [r.audit["reason"] for r in records if r.name == "securityhandler.audit"]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,15 @@
 Test clients normalise a path before the application sees it; gunicorn
 passes the target as sent (``RAW_URI``), which is what the handler must
 refuse when it could be read two ways.
+
+The example demands HTTPS wherever a credential is needed. Gunicorn here
+speaks plain HTTP and trusts ``X-Forwarded-Proto`` from 127.0.0.1, and the
+requests carry ``X-Forwarded-Proto: https``: exactly what Cloud Run's front
+end, which terminates TLS, sends to the container, and what
+``securityhandler.gunicorn`` trusts in the Dockerfile. That way is chosen
+over gunicorn's own TLS because ``tests/test_demo.py`` already drives that
+(the demo serves the same app with ``certfile``/``keyfile``), while nothing
+else runs the deployed path against the example's transport rules.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
 CONNECT_ATTEMPTS = 200
+ALICE = ("alice", "wonderland")
+BOB = ("bob", "builder")
 
 
 def _free_port() -> int:
@@ -62,12 +73,16 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         "2",
         "--bind",
         f"127.0.0.1:{port}",
+        # Stand-in for Cloud Run's front end: the test client is that peer.
+        "--forwarded-allow-ips",
+        "127.0.0.1",
         "--error-logfile",
         str(log),
         "app:app",
     ]
-    # From the example's directory, as the README runs it: `-m` then imports
-    # securityhandler from the installed package, not the checkout.
+    # From the example's directory, as the README runs it (less its TLS
+    # options): `-m` then imports securityhandler from the installed package,
+    # not the checkout.
     process = subprocess.Popen(command, cwd=EXAMPLE, stdin=subprocess.DEVNULL)
     try:
         _wait_until_listening(process, port, log)
@@ -78,9 +93,16 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def _request(
-    port: int, target: str, user: tuple[str, str] | None = None
+    port: int,
+    target: str,
+    user: tuple[str, str] | None = None,
+    *,
+    proto: str | None = "https",
 ) -> tuple[int, bytes]:
+    """Send ``GET target``, as relayed by a TLS front end unless ``proto`` is None."""
     headers = {}
+    if proto is not None:
+        headers["X-Forwarded-Proto"] = proto
     if user is not None:
         token = base64.b64encode(":".join(user).encode()).decode()
         headers["Authorization"] = f"Basic {token}"
@@ -106,7 +128,7 @@ def _request(
     ],
 )
 def test_ambiguous_target_refused(port: int, target: str) -> None:
-    status, body = _request(port, target, ("alice", "wonderland"))
+    status, body = _request(port, target, ALICE)
 
     assert status == 400
     # The handler's plain answer, not gunicorn's own HTML error page.
@@ -118,13 +140,37 @@ def test_ambiguous_target_refused(port: int, target: str) -> None:
     [
         pytest.param("/", None, 200, id="public"),
         pytest.param("/api/orders", None, 401, id="no-credentials"),
-        pytest.param("/admin/", ("bob", "builder"), 403, id="missing-role"),
-        pytest.param("/api/./orders", ("bob", "builder"), 200, id="dot-resolved"),
+        pytest.param("/admin/", BOB, 403, id="missing-role"),
+        pytest.param("/admin/", ALICE, 200, id="admin-role"),
+        pytest.param("/api/./orders", BOB, 200, id="dot-resolved"),
     ],
 )
 def test_plain_target_answers(
     port: int, target: str, user: tuple[str, str] | None, status: int
 ) -> None:
     answered, _ = _request(port, target, user)
+
+    assert answered == status
+
+
+@pytest.mark.parametrize(
+    ("target", "user", "proto", "status"),
+    [
+        pytest.param("/api/orders", BOB, None, 403, id="credentials-no-header"),
+        pytest.param("/api/orders", BOB, "http", 403, id="credentials-proto-http"),
+        pytest.param("/api/orders", None, None, 403, id="no-credentials-no-header"),
+        pytest.param("/admin/", ALICE, None, 403, id="admin-no-header"),
+        pytest.param("/healthz", None, None, 200, id="public-no-header"),
+        pytest.param("/", None, "http", 200, id="public-proto-http"),
+    ],
+)
+def test_plain_http_needs_forwarded_https(
+    port: int,
+    target: str,
+    user: tuple[str, str] | None,
+    proto: str | None,
+    status: int,
+) -> None:
+    answered, _ = _request(port, target, user, proto=proto)
 
     assert answered == status

@@ -1,9 +1,15 @@
 """The WSGI entry point: Django's application behind the security handler.
 
 Run it from this directory, after ``python manage.py migrate`` (which
-creates the user table that ``RemoteUserBackend`` fills)::
+creates the user table that ``RemoteUserBackend`` fills). Every path that
+needs a password demands HTTPS, so give gunicorn a certificate (README.md,
+"The examples under gunicorn" makes one)::
 
-    gunicorn -k gthread -b 127.0.0.1:8000 wsgi:application
+    gunicorn -k gthread -b 127.0.0.1:8000 \
+        --certfile cert.pem --keyfile key.pem wsgi:application
+
+or run it behind a front end that terminates TLS and sets
+``X-Forwarded-Proto``, as Cloud Run's does.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The demo behind ``securityhandler demo``: the Flask example, shipped.
 
-``app.py``, ``security.yaml`` and ``realm.properties`` here are copies of
-``examples/flask_app/`` (a test keeps them identical), so the demo works from
-an installed package. This module holds what the banner prints.
+``app.py``, ``security.yaml`` and ``realm.properties`` here are the Flask
+example: ``examples/flask_app/`` links to them, so the demo works from an
+installed package. This module holds what the banner prints.
 """
 
 from __future__ import annotations
@@ -38,9 +38,13 @@ class DemoRequest:
     status: int
     note: str
 
-    def curl(self, base_url: str) -> str:
-        """Return the curl command line for this request."""
-        words = ["curl", "-i"]
+    def curl(self, base_url: str, cacert: Path) -> str:
+        """Return the curl command line for this request.
+
+        :param base_url: ``https://127.0.0.1:PORT``.
+        :param cacert: the certificate curl is to trust for that server.
+        """
+        words = ["curl", "-i", "--cacert", str(cacert)]
         if self.method != "GET":
             words += ["-X", self.method]
         if self.user is not None:
@@ -58,16 +62,20 @@ REQUESTS = (
 )
 
 
-def banner(base_url: str) -> str:
-    """Return the text printed when the demo is ready at ``base_url``."""
+def banner(base_url: str, cacert: Path) -> str:
+    """Return the text printed when the demo is ready at ``base_url``.
+
+    :param cacert: the server's self-signed certificate, which clients trust.
+    """
     users = ", ".join(
         f"{name} / {password} ({', '.join(roles)})" for name, password, roles in USERS
     )
-    commands = [request.curl(base_url) for request in REQUESTS]
+    commands = [request.curl(base_url, cacert) for request in REQUESTS]
     width = max(len(command) for command in commands)
     lines = [
         f"securityhandler demo: the Flask example at {base_url}",
         f"Rules: {Path(__file__).with_name('security.yaml')}",
+        f"TLS: self-signed for 127.0.0.1 and localhost, valid 1 day: {cacert}",
         f"Demo users: {users}.",
         "Try:",
         *(

@@ -1,11 +1,16 @@
 """The Flask example: a small orders API guarded by ``security.yaml``.
 
 The views hold no security code: ``security.yaml`` decides who reaches each
-one, and the views only report who called. Run it from this directory::
+one, and the views only report who called. Every path that needs a password
+demands HTTPS, so run it from this directory with a certificate (README.md,
+"The examples under gunicorn" makes one)::
 
-    gunicorn -k gthread -b 127.0.0.1:8000 app:app
+    gunicorn -k gthread -b 127.0.0.1:8000 \
+        --certfile cert.pem --keyfile key.pem app:app
 
-``securityhandler demo`` serves a copy of this app, shipped in the package.
+or behind a front end that terminates TLS and sets ``X-Forwarded-Proto``, as
+Cloud Run's does. ``securityhandler demo`` serves this app over HTTPS with a
+certificate it makes at start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Serve the demo under gunicorn, in the foreground."""
+"""Serve the demo under gunicorn over HTTPS, in the foreground."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from gunicorn.app.base import BaseApplication
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+    from .tls import Certificate
 
 
 class DemoServer(BaseApplication):  # type: ignore[misc]
@@ -33,10 +35,16 @@ class DemoServer(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def serve(app: WSGIApplication, port: int, on_ready: Callable[[int], None]) -> int:
-    """Run ``app`` on ``127.0.0.1:port`` with gthread workers until stopped.
+def serve(
+    app: WSGIApplication,
+    port: int,
+    certificate: Certificate,
+    on_ready: Callable[[int], None],
+) -> int:
+    """Run ``app`` over HTTPS on ``127.0.0.1:port`` with gthread workers.
 
     :param port: the port; ``0`` lets the system pick a free one.
+    :param certificate: the server's certificate and key.
     :param on_ready: called with the bound port once gunicorn listens.
     :return: gunicorn's exit status (0 after SIGTERM or Ctrl-C).
     """
@@ -46,6 +54,8 @@ def serve(app: WSGIApplication, port: int, on_ready: Callable[[int], None]) -> i
 
     options = {
         "bind": f"127.0.0.1:{port}",
+        "certfile": str(certificate.cert),
+        "keyfile": str(certificate.key),
         "worker_class": "gthread",
         "workers": 1,
         "threads": 4,

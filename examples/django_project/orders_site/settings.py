@@ -33,6 +33,10 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.RemoteUserBackend"]
 # Sessions in a signed cookie: no session table, any instance serves any request.
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# Served over HTTPS (security.yaml demands it wherever a user signs in):
+# browsers send these cookies over HTTPS only.
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
 
 ROOT_URLCONF = "orders_site.urls"
 
