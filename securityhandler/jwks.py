@@ -150,7 +150,17 @@ def loads_strict(data: bytes | str) -> Any:
     :raises ValueError: for any other JSON syntax error or invalid UTF-8.
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return _STRICT_DECODER.decode(text)
+    if text[:1] != "{":
+        return _STRICT_DECODER.decode(text)
+    # The common case, a compact object: the C scanner alone, without
+    # decode()'s whitespace handling around it.
+    try:
+        value, end = _STRICT_DECODER.scan_once(text, 0)
+    except StopIteration:
+        return _STRICT_DECODER.decode(text)
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        raise ValueError("Extra data after the JSON value")
+    return value
 
 
 # --- URLs ----------------------------------------------------------------------

@@ -67,11 +67,10 @@ DEFAULT_CACHE_SIZE = 4096
 #: Algorithms a generic issuer accepts unless told otherwise.
 GENERIC_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 
-_SEGMENT = r"[A-Za-z0-9_-]+"
-_COMPACT = re.compile(rf"({_SEGMENT})\.({_SEGMENT})\.({_SEGMENT})")
-# X-Serverless-Authorization: Cloud Run has stripped the signature.
-_STRIPPED = re.compile(rf"({_SEGMENT})\.({_SEGMENT})(?:\.(?:{_SEGMENT})?)?")
-_JWE = re.compile(rf"{_SEGMENT}\.{_SEGMENT}?\.{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}")
+# The base64url alphabet (RFC 4648 5) and the segment separator.
+_BASE64URL_AND_DOT = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+)
 _TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _SPLIT_CLAIMS = frozenset({"scope", "scp"})
@@ -79,7 +78,7 @@ _URLSAFE = bytes.maketrans(b"-_", b"+/")
 _PADS = (b"", b"=", b"==")
 # The last character of a segment short of 1 (or 2) padding characters
 # carries 2 (or 4) unused bits, which must be zero.
-_CANONICAL_LAST = ("", "AEIMQUYcgkosw048", "AQgw")
+_CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")
 _MAX_FIELD = 256
 
 _ALG_MODELS: Mapping[str, JWSAlgModel] = {
@@ -706,7 +705,7 @@ class TokenLoginService:
         if identity is not None:
             return identity
 
-        parsed = self._parse(token, _COMPACT)
+        parsed = self._parse(token, signed=True)
         issuer = self._issuer_of(token, parsed)
         principal = self._check_claims(issuer, parsed)
         keyset = self._check_signature(issuer, parsed, principal)
@@ -741,7 +740,7 @@ class TokenLoginService:
 
         :raises InvalidTokenError: with the audit reason of the first failure.
         """
-        parsed = self._parse(token, _STRIPPED)
+        parsed = self._parse(token, signed=False)
         issuer = self._issuer_of(token, parsed)
         principal = self._check_claims(issuer, parsed)
         return self._identity(issuer, parsed, principal, auth_type)
@@ -786,15 +785,11 @@ class TokenLoginService:
             except KeyError:
                 break
 
-    def _parse(self, token: str, shape: re.Pattern[str]) -> _Parsed:
+    def _parse(self, token: str, *, signed: bool) -> _Parsed:
         if len(token) > self.max_token_bytes:
             _refuse("token_too_large", f"Token over {self.max_token_bytes} bytes")
-        match = shape.fullmatch(token)
-        if match is None:
-            if _JWE.fullmatch(token):
-                _refuse("encrypted_token", "Token is a JWE; only signed JWTs are read")
-            _refuse("malformed_token", "Token is not three base64url segments")
-        header_segment, payload_segment = match.group(1), match.group(2)
+        segments = _split_compact(token, signed=signed)
+        header_segment, payload_segment = segments[0], segments[1]
         header = _decode_json(header_segment, "header")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
@@ -805,9 +800,9 @@ class TokenLoginService:
             raise InvalidTokenError(exc.reason, exc.description, kid=kid) from None
         claims = _decode_json(payload_segment, "payload", kid=kid)
         signature = None
-        if match.lastindex == 3:
+        if signed:
             try:
-                signature = _b64decode(match.group(3))
+                signature = _b64decode(segments[2])
             except binascii.Error:
                 _refuse("malformed_token", "Token signature is not base64url", kid)
         return _Parsed(
@@ -923,7 +918,34 @@ def _clip(value: object) -> str | None:
     return value if len(value) <= _MAX_FIELD else value[:_MAX_FIELD] + "..."
 
 
-def _b64decode(segment: str) -> bytes:
+def _split_compact(token: str, *, signed: bool) -> list[bytes]:
+    """Split a compact JWS into its base64url segments, refusing any other shape.
+
+    Signed: exactly three non-empty segments. Stripped by Cloud Run
+    (``signed=False``): two, optionally followed by a dot and a signature.
+    The alphabet is checked with one ``bytes.translate`` pass, several times
+    cheaper than a regular expression over a token of a kilobyte.
+    """
+    try:
+        data = token.encode("ascii")
+    except UnicodeEncodeError:
+        _refuse("malformed_token", "Token is not three base64url segments")
+    segments = data.split(b".")
+    if data.translate(None, _BASE64URL_AND_DOT):
+        _refuse("malformed_token", "Token is not three base64url segments")
+    if len(segments) == 5 and b"" not in (segments[0], *segments[2:]):
+        _refuse("encrypted_token", "Token is a JWE; only signed JWTs are read")
+    if b"" in segments[:2]:
+        _refuse("malformed_token", "Token is not three base64url segments")
+    if signed:
+        if len(segments) != 3 or not segments[2]:
+            _refuse("malformed_token", "Token is not three base64url segments")
+    elif len(segments) not in (2, 3):
+        _refuse("malformed_token", "Token is not two or three base64url segments")
+    return segments
+
+
+def _b64decode(segment: bytes) -> bytes:
     """Decode a base64url segment already matched against the strict alphabet.
 
     Refuses non-canonical encodings: a length that no byte string has, or
@@ -932,10 +954,10 @@ def _b64decode(segment: str) -> bytes:
     pad = -len(segment) % 4
     if pad == 3 or (pad and segment[-1] not in _CANONICAL_LAST[pad]):
         raise binascii.Error("Non-canonical base64url")
-    return binascii.a2b_base64(segment.encode("ascii").translate(_URLSAFE) + _PADS[pad])
+    return binascii.a2b_base64(segment.translate(_URLSAFE) + _PADS[pad])
 
 
-def _decode_json(segment: str, part: str, kid: str | None = None) -> dict[str, Any]:
+def _decode_json(segment: bytes, part: str, kid: str | None = None) -> dict[str, Any]:
     try:
         value = loads_strict(_b64decode(segment))
     except StrictJSONError as exc:
