@@ -138,6 +138,9 @@ _STRICT_DECODER = json.JSONDecoder(
     parse_float=_finite_float,
 )
 
+# The decoder's C scanner, typeshed does not declare it.
+_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = _STRICT_DECODER.scan_once  # type: ignore[attr-defined]
+
 
 def loads_strict(data: bytes | str) -> Any:
     """Parse UTF-8 JSON, refusing duplicate members and non-finite numbers.
@@ -155,7 +158,7 @@ def loads_strict(data: bytes | str) -> Any:
     # The common case, a compact object: the C scanner alone, without
     # decode()'s whitespace handling around it.
     try:
-        value, end = _STRICT_DECODER.scan_once(text, 0)
+        value, end = _SCAN_ONCE(text, 0)
     except StopIteration:
         return _STRICT_DECODER.decode(text)
     if end != len(text) and text[end:].strip(" \t\n\r"):
