@@ -47,7 +47,12 @@ from .authentication import (
     Succeeded,
     authorization_header,
 )
-from .bearer import IAP_HEADER, BearerAuthenticator, IapAuthenticator
+from .bearer import (
+    IAP_HEADER,
+    BearerAuthenticator,
+    IapAuthenticator,
+    token_failure,
+)
 from .config import SecurityConfig
 from .constraints import Authorization, ConstraintMapping, RoleInfo, SpecEntry
 from .errors import ConfigError, KeysUnavailableError
@@ -276,15 +281,7 @@ class _Recorder(Authenticator):
         try:
             identity = service.verify_unsigned(token, auth_type=self.auth_type)
         except InvalidTokenError as exc:
-            return Failed(
-                exc.reason,
-                self,
-                error="invalid_token",
-                principal=exc.principal,
-                issuer=exc.issuer,
-                kid=exc.kid,
-                description=exc.description,
-            )
+            return token_failure(exc, self, "invalid_token")
         return Succeeded(identity, self)
 
     def challenge(self, error: str | None = None) -> str | None:

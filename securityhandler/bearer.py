@@ -142,15 +142,7 @@ class BearerAuthenticator(Authenticator):
             else:
                 identity = service.verify_unsigned(token, auth_type=self.auth_type)
         except InvalidTokenError as exc:
-            return Failed(
-                exc.reason,
-                self,
-                error="invalid_token",
-                principal=exc.principal,
-                issuer=exc.issuer,
-                kid=exc.kid,
-                description=exc.description,
-            )
+            return token_failure(exc, self, "invalid_token")
         return Succeeded(identity, self)
 
     def _failed(self, reason: str, error: str, description: str) -> Failed:
@@ -196,15 +188,26 @@ class IapAuthenticator(Authenticator):
         try:
             identity = self.login_service.verify(assertion, auth_type=self.auth_type)
         except InvalidTokenError as exc:
-            return Failed(
-                exc.reason,
-                self,
-                principal=exc.principal,
-                issuer=exc.issuer,
-                kid=exc.kid,
-                description=exc.description,
-            )
+            return token_failure(exc, self)
         return Succeeded(identity, self)
+
+
+def token_failure(
+    exc: InvalidTokenError, authenticator: Authenticator, error: str | None = None
+) -> Failed:
+    """Return the state of a refused token: the audit fields, never the token.
+
+    :param error: the RFC 6750 error for the challenge, if the scheme has one.
+    """
+    return Failed(
+        exc.reason,
+        authenticator,
+        error=error,
+        principal=exc.principal,
+        issuer=exc.issuer,
+        kid=exc.kid,
+        description=exc.description,
+    )
 
 
 def _is_bearer(header: str) -> bool:

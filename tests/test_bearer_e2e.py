@@ -15,7 +15,6 @@ import http.client
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from securityhandler.testing import LocalIssuer
+from tests._servers import free_port, wait_until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIENCE = "https://e2e.example.test"
@@ -37,14 +37,6 @@ THREADS = 4
 CLIENTS = 8
 REQUESTS = 64
 FLOOD = 200
-CONNECT_ATTEMPTS = 400
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -81,24 +73,6 @@ class Server:
         """Move the worker's clock forward."""
         status, _ = self.request("POST", f"/_test/clock?advance={seconds}")
         assert status == 200
-
-
-def wait_until_listening(
-    process: subprocess.Popen[bytes], port: int, log: Path
-) -> None:
-    for _ in range(CONNECT_ATTEMPTS):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5):
-                return
-        except ConnectionRefusedError:
-            pass
-        # Waiting on the process both paces the attempts and notices a crash.
-        try:
-            process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"gunicorn exited ({process.returncode}); see {log}")
-    raise AssertionError(f"gunicorn did not listen on port {port}; see {log}")
 
 
 @pytest.fixture

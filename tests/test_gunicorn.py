@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import http.client
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,41 +26,17 @@ from pathlib import Path
 
 import pytest
 
+from tests._servers import free_port, wait_until_listening
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flask_app"
-CONNECT_ATTEMPTS = 200
 ALICE = ("alice", "wonderland")
 BOB = ("bob", "builder")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_until_listening(
-    process: subprocess.Popen[bytes], port: int, log: Path
-) -> None:
-    for _ in range(CONNECT_ATTEMPTS):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5):
-                return
-        except ConnectionRefusedError:
-            pass
-        # Waiting on the process both paces the attempts and notices a crash.
-        try:
-            process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"gunicorn exited ({process.returncode}); see {log}")
-    raise AssertionError(f"gunicorn did not listen on port {port}; see {log}")
 
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """Serve the Flask example with gunicorn (gthread) on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "error.log"
     command = [
         sys.executable,
@@ -85,7 +60,7 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     # not the checkout.
     process = subprocess.Popen(command, cwd=EXAMPLE, stdin=subprocess.DEVNULL)
     try:
-        _wait_until_listening(process, port, log)
+        wait_until_listening(process, port, log)
         yield port
     finally:
         process.send_signal(signal.SIGTERM)

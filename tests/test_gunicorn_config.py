@@ -32,6 +32,7 @@ import requests
 from gunicorn.config import Config
 
 from securityhandler.errors import ConfigError
+from tests._servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_MODULE = ROOT / "securityhandler" / "gunicorn.py"
@@ -78,12 +79,6 @@ def load_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
