@@ -13,6 +13,7 @@ from securityhandler.authentication import BasicAuthenticator
 from securityhandler.constraints import Constraint, ConstraintMapping
 from securityhandler.handler import ConstraintSecurityHandler
 from securityhandler.realm import HashLoginService
+from tests._jetty import obfuscate
 
 # Jetty's Password tool output for "password": OBF: and MD5: forms.
 PASSWORD = "password"
@@ -54,7 +55,7 @@ def client(app: App) -> Client:
                 "roles": ["admin"],
             },
             "bob": {"password": "OBF:1v2j1uum1xtv1zej1zer1xtn1uvk1v1v"},
-            "carol": {"password": _obfuscated_colon_password(), "roles": ["admin"]},
+            "carol": {"password": obfuscate(COLON_PASSWORD), "roles": ["admin"]},
         },
     )
     handler = ConstraintSecurityHandler(
@@ -66,28 +67,6 @@ def client(app: App) -> Client:
         [BasicAuthenticator(users, realm="orders")],
     )
     return Client(handler)
-
-
-def _obfuscated_colon_password() -> str:
-    # Jetty's Password.obfuscate of COLON_PASSWORD, computed as Jetty does.
-    data = COLON_PASSWORD.encode()
-    groups = []
-    for i, b1 in enumerate(data):
-        b2 = data[-1 - i]
-        if b1 > 127 or b2 > 127:
-            groups.append("U" + _base36(b1 * 256 + b2).rjust(4, "0"))
-        else:
-            value = (127 + b1 + b2) * 256 + (127 + b1 - b2)
-            groups.append(_base36(value).rjust(4, "0"))
-    return "OBF:" + "".join(groups)
-
-
-def _base36(value: int) -> str:
-    digits = ""
-    while value:
-        value, digit = divmod(value, 36)
-        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
-    return digits
 
 
 def basic(user_pass: str | bytes, scheme: str = "Basic") -> str:
