@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -425,7 +426,7 @@ class ConstraintSecurityHandler:
         if not _HOST.fullmatch(host):
             return _BAD_REQUEST
         port = "" if self.secure_port == 443 else f":{self.secure_port}"
-        location = f"https://{host}{port}{raw_path}"
+        location = f"https://{host}{port}{_external_path(environ, raw_path)}"
         if query:
             location += "?" + query
         return _Answer(
@@ -509,6 +510,19 @@ def _failure_fields(state: Failed) -> dict[str, str | None]:
         "auth_type": state.authenticator.auth_type,
         "detail": state.description or None,
     }
+
+
+def _external_path(environ: WSGIEnvironment, raw_path: str) -> str:
+    """Return the raw path as the client sent it, before any proxy.
+
+    Behind a trusted ``X-Forwarded-Prefix``, ProxyFix has replaced the
+    server's ``SCRIPT_NAME`` with the prefix the client used.
+    """
+    prefix = environ.get("SCRIPT_NAME", "")
+    server_prefix = server_script_name(environ)
+    if prefix == server_prefix or not raw_path.startswith(server_prefix):
+        return raw_path
+    return quote(prefix.encode("latin-1")) + raw_path[len(server_prefix) :]
 
 
 def _strip_port(host: str) -> str:

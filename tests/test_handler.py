@@ -472,6 +472,18 @@ def test_forwarded_prefix_guarded_path(
     assert response.status_code == 403
 
 
+def test_forwarded_prefix_kept_in_secure_redirect(
+    build: Callable[..., ConstraintSecurityHandler],
+    make_client: Callable[[Any], Client],
+) -> None:
+    handler = build(secure_port=443, proxy=ProxyConfig(x_prefix=1))
+    response = make_client(handler).get(
+        "/secure/a?x=1", headers={"X-Forwarded-Prefix": "/p"}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://localhost/p/secure/a?x=1"
+
+
 # Failures of the engine.
 
 
