@@ -27,7 +27,6 @@ from .authentication import (
     Succeeded,
 )
 from .constraints import (
-    UNCOVERED,
     Authorization,
     ConstraintMapping,
     ConstraintMappings,
@@ -302,7 +301,7 @@ class ConstraintSecurityHandler:
         # 3. Forbidden, or a method no constraint covers.
         if info.authorization is Authorization.FORBIDDEN:
             return self._deny(environ, _FORBIDDEN, "forbidden", spec, info, method)
-        if info is UNCOVERED or info.authorization is None:
+        if info.uncovered:
             if self.deny_uncovered_methods:
                 return self._deny(
                     environ, _FORBIDDEN, "uncovered_method", spec, info, method
