@@ -54,12 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "demo",
-        help="serve the Flask example under gunicorn with demo users",
+        help="serve the Flask example with a local token issuer and demo users",
         description=(
-            "Serve the Flask example, protected by its security.yaml, under "
-            "gunicorn (gthread workers) over HTTPS on 127.0.0.1, with a "
-            "self-signed certificate made at start and removed on exit, and "
-            "print curl lines to try."
+            "Serve the Flask example under gunicorn (gthread workers) over "
+            "HTTPS on 127.0.0.1, with a self-signed certificate made at start. "
+            "Its security.yaml gains a local token issuer, served by the demo "
+            "itself on loopback, and a bearer authenticator next to Basic. "
+            "Print freshly minted tokens and, for each case (200, 401, 403), "
+            "a curl line and the 'securityhandler explain' line that tells "
+            "why. Everything made at start is removed on exit."
         ),
     )
     parser.add_argument(
@@ -74,7 +77,10 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def demo_command(args: argparse.Namespace) -> int:
     """Serve the demo in the foreground until SIGTERM or Ctrl-C."""
     try:
-        from ._demo.app import app
+        # Loaded before logging is set up, so that the start-up summary of
+        # its own handler (from the packaged security.yaml, which the demo
+        # replaces) is not shown.
+        from ._demo import app  # noqa: F401
     except ModuleNotFoundError as exc:
         if exc.name != "flask":
             raise
@@ -83,19 +89,31 @@ def demo_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from ._demo import banner
-    from ._demo.server import serve
+    from ._demo import Setup, banner
+    from ._demo.issuer import local_issuer, mint_tokens, write_config
+    from ._demo.server import demo_app, serve
     from ._demo.tls import temporary_certificate
 
     _log_to_stderr()
-    # The example demands HTTPS wherever a password is sent: serve TLS with a
-    # certificate made now and removed on exit.
-    with temporary_certificate() as certificate:
+    # The example demands HTTPS wherever a credential is sent: serve TLS
+    # with a certificate made now. The effective configuration is written
+    # next to it, the issuer runs in this process: all end with the demo.
+    with temporary_certificate() as certificate, local_issuer() as issuer:
+        config = write_config(certificate.directory, issuer)
+        tokens = mint_tokens(issuer)
 
         def on_ready(port: int) -> None:
-            print(banner(f"https://127.0.0.1:{port}", certificate.cert), flush=True)
+            setup = Setup(
+                base_url=f"https://127.0.0.1:{port}",
+                cacert=certificate.cert,
+                config=config,
+                issuer=issuer.issuer,
+                audience=issuer.audience,
+                tokens=tokens,
+            )
+            print(banner(setup), flush=True)
 
-        return serve(app, args.port, certificate, on_ready)
+        return serve(demo_app(config), args.port, certificate, on_ready)
 
 
 def _log_to_stderr() -> None:

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+
+from ..config import secure
+from ..handler import ConstraintSecurityHandler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
     from .tls import Certificate
+
+
+def demo_app(config: Path) -> WSGIApplication:
+    """Return the Flask example guarded by ``config`` instead of its own file.
+
+    The example wraps its views in a handler built from the packaged
+    ``security.yaml``; the demo puts the views behind one built from its
+    effective configuration, which adds the local issuer.
+    """
+    from .app import app
+
+    packaged = app.wsgi_app
+    assert isinstance(packaged, ConstraintSecurityHandler)
+    return secure(packaged.app, config)
 
 
 class DemoServer(BaseApplication):  # type: ignore[misc]
@@ -26,9 +44,15 @@ class DemoServer(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        """Apply :attr:`options` to gunicorn's configuration."""
+        """Apply :attr:`options` to gunicorn's configuration.
+
+        A setting this gunicorn does not have is skipped: the oldest one
+        supported predates ``control_socket_disable``, and has no control
+        socket to disable.
+        """
         for name, value in self.options.items():
-            self.cfg.set(name, value)
+            if name in self.cfg.settings:
+                self.cfg.set(name, value)
 
     def load(self) -> WSGIApplication:
         """Return the application."""
@@ -62,6 +86,9 @@ def serve(
         "graceful_timeout": 5,
         "accesslog": "-",
         "proc_name": "securityhandler-demo",
+        # No runtime control socket in the user's home: a demo is stopped
+        # with Ctrl-C, and two demos would contend for the one path.
+        "control_socket_disable": True,
         "when_ready": when_ready,
     }
     try:
