@@ -64,6 +64,7 @@ from .jwks import (
 DEFAULT_LEEWAY = 30
 DEFAULT_MAX_TOKEN_BYTES = 8192
 DEFAULT_CACHE_SIZE = 4096
+_HEADER_CACHE_SIZE = 64
 #: Algorithms a generic issuer accepts unless told otherwise.
 GENERIC_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 
@@ -681,6 +682,7 @@ class TokenLoginService:
         self.max_token_bytes = max(i.max_token_bytes for i in self.issuers)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._headers: dict[bytes, tuple[dict[str, Any], str, str | None]] = {}
 
     def __repr__(self) -> str:
         return f"TokenLoginService({self.name!r}, {list(self.issuers)!r})"
@@ -790,14 +792,7 @@ class TokenLoginService:
             _refuse("token_too_large", f"Token over {self.max_token_bytes} bytes")
         segments = _split_compact(token, signed=signed)
         header_segment, payload_segment = segments[0], segments[1]
-        header = _decode_json(header_segment, "header")
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            _refuse("malformed_token", "Header 'kid' is not a string")
-        try:
-            alg = _check_header(header)
-        except _Reject as exc:
-            raise InvalidTokenError(exc.reason, exc.description, kid=kid) from None
+        header, alg, kid = self._read_header(header_segment)
         claims = _decode_json(payload_segment, "payload", kid=kid)
         signature = None
         if signed:
@@ -813,6 +808,29 @@ class TokenLoginService:
             alg,
             kid,
         )
+
+    def _read_header(self, segment: bytes) -> tuple[dict[str, Any], str, str | None]:
+        """Decode and check a JOSE header; return it with its ``alg`` and ``kid``.
+
+        Every token an issuer signs with one key carries the same header
+        segment, so accepted headers are remembered (a few dozen at most);
+        a refused one is decoded again each time, and refused again.
+        """
+        known = self._headers.get(segment)
+        if known is not None:
+            return known
+        header = _decode_json(segment, "header")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            _refuse("malformed_token", "Header 'kid' is not a string")
+        try:
+            alg = _check_header(header)
+        except _Reject as exc:
+            raise InvalidTokenError(exc.reason, exc.description, kid=kid) from None
+        if len(self._headers) >= _HEADER_CACHE_SIZE:
+            self._headers.clear()
+        self._headers[segment] = (header, alg, kid)
+        return header, alg, kid
 
     def _issuer_of(self, token: str, parsed: _Parsed) -> TokenIssuer:
         iss = parsed.claims.get("iss")

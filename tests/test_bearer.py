@@ -449,12 +449,13 @@ def test_bearer_bad_token_rejected(
     make_token: Mint,
     reason: str,
 ) -> None:
-    response = client.get("/api/orders", headers=bearer(make_token(local_issuer)))
-    assert (response.status_code, response.headers["WWW-Authenticate"]) == (
-        401,
-        INVALID_TOKEN,
-    )
-    assert reason in audit_reasons(caplog)
+    # Sent twice: a refusal is never remembered as anything but a refusal.
+    headers = bearer(make_token(local_issuer))
+    answers = [client.get("/api/orders", headers=headers) for _ in range(2)]
+    assert [(a.status_code, a.headers["WWW-Authenticate"]) for a in answers] == [
+        (401, INVALID_TOKEN)
+    ] * 2
+    assert audit_reasons(caplog).count(reason) == 2
     assert not recording_app.called
 
 
