@@ -34,6 +34,7 @@ from ._lint import (
     describe,
     emit,
     load,
+    quoted,
     spec_kind,
 )
 from ._target import AmbiguousTargetError, canonical_target
@@ -832,19 +833,19 @@ class _Teller:
         return Step("authentication", summary, True, details, data)
 
     def _authorize(self, identity: UserIdentity, info: RoleInfo, passed: bool) -> str:
-        has = _quoted(identity.roles) or "no roles"
+        has = quoted(identity.roles) or "no roles"
         authorization = info.authorization
         if authorization is Authorization.ANY_USER:
             needed = "any authenticated user"
         elif authorization is Authorization.KNOWN_ROLE:
             known = self.handler.known_roles
-            needed = f"a known role ({_quoted(known) or 'none'})"
+            needed = f"a known role ({quoted(known) or 'none'})"
         else:
             roles = sorted(info.roles)
             needed = (
                 f"role {roles[0]!r}"
                 if len(roles) == 1
-                else f"one of roles {_quoted(roles)}"
+                else f"one of roles {quoted(roles)}"
             )
         summary = f"{needed} needed, {identity.name!r} has {has}"
         self.steps.append(
@@ -871,10 +872,6 @@ _ALLOW_REASONS = frozenset(
 
 def _spec_words(entry: SpecEntry) -> str:
     return f"{entry.spec.spec!r} ({spec_kind(entry.spec)})"
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(name) for name in sorted(names))
 
 
 def _authorization_name(authorization: Authorization | None) -> str:
@@ -975,7 +972,7 @@ class _TokenWords:
         if self.issuer is None:
             return None
         return (
-            f"Wrong audience: expected {_quoted(self.issuer.audiences)}, token "
+            f"Wrong audience: expected {quoted(self.issuer.audiences)}, token "
             f"has {json.dumps(self.claims.get('aud'))}"
         )
 
@@ -1021,7 +1018,7 @@ class _TokenWords:
             return None
         return (
             f"Algorithm {self.header.get('alg')!r} not allowed for issuer "
-            f"{self.issuer.name!r}: expected {_quoted(self.issuer.algorithms)}"
+            f"{self.issuer.name!r}: expected {quoted(self.issuer.algorithms)}"
         )
 
 

@@ -194,8 +194,9 @@ def _spec(spec: str) -> str:
     return "'' (root)" if spec == "" else f"'{spec}'"
 
 
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(f"'{name}'" for name in sorted(names))
+def quoted(names: Iterable[str]) -> str:
+    """Return names sorted, each quoted, separated by commas."""
+    return ", ".join(repr(name) for name in sorted(names))
 
 
 # -- SH001 uncovered methods -------------------------------------------------
@@ -400,7 +401,7 @@ def _unholdable_roles(config: SecurityConfig, places: _Places) -> Iterable[Findi
             missing = constraint.roles - grantable
             if missing:
                 yield _role_finding(
-                    f"Role {_quoted(missing)} of constraint {places.label(mapping)}",
+                    f"Role {quoted(missing)} of constraint {places.label(mapping)}",
                     places.key(f"constraints[{index}].roles"),
                     all_missing=missing == constraint.roles,
                 )
@@ -410,7 +411,7 @@ def _unholdable_roles(config: SecurityConfig, places: _Places) -> Iterable[Findi
             and not known & grantable
         ):
             yield _role_finding(
-                f"No known role ({_quoted(known) or 'none'}) of constraint "
+                f"No known role ({quoted(known) or 'none'}) of constraint "
                 f"{places.label(mapping)}",
                 places.key("known_roles"),
                 all_missing=True,

@@ -34,7 +34,6 @@ import logging
 import math
 import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode
 
+from ._clock import now
 from .errors import ConfigError, KeysUnavailableError
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,6 @@ _MAX_AGE = re.compile(r"(?:^|[\s,])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[\s,])(?:no-cache|no-store)(?:$|[\s,=])", re.IGNORECASE)
 
 VerificationKeyObject = RSAKey | ECKey | OKPKey
-
-
-def _now() -> float:
-    # Looked up at each call, so that freezegun's patched clock is seen.
-    return time.time()
 
 
 # --- strict JSON -------------------------------------------------------------
@@ -434,7 +429,7 @@ class JWKSCache:
         *,
         issuer: str | None = None,
         name: str = "",
-        clock: Callable[[], float] = _now,
+        clock: Callable[[], float] = now,
         fetch_timeout: float = FETCH_TIMEOUT,
         min_ttl: float = MIN_TTL,
         max_ttl: float = MAX_TTL,

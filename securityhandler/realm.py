@@ -38,7 +38,6 @@ import os
 import re
 import secrets
 import threading
-import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -48,6 +47,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ._clock import now
 from .errors import ConfigError, SecurityWarning
 from .identity import UserIdentity
 
@@ -377,7 +377,7 @@ class HashLoginService:
         users: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         reload_interval: float = 1.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = now,
     ) -> None:
         if file is None and not users:
             raise ConfigError("A hash login service needs a file or users", key="users")

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +57,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64encode
 
+from ._clock import now
 from .jwks import is_loopback
 from .tokens import TokenIssuer, TokenLoginService
 
@@ -82,11 +82,6 @@ _KEY_KINDS: Mapping[str, str] = {
 
 DEFAULT_AUDIENCE = "https://service.example.test"
 DEFAULT_SUBJECT = "test-user"
-
-
-def _now() -> float:
-    # Looked up at each call, so that freezegun's patched clock is seen.
-    return time.time()
 
 
 class _KeyPool:
@@ -191,7 +186,7 @@ class LocalIssuer:
             raise ValueError(f"LocalIssuer listens on loopback only, not {host!r}")
         self.audience = audience
         self.lifetime = lifetime
-        self.clock: Callable[[], float] = clock or _now
+        self.clock: Callable[[], float] = clock or now
         self.host = host
         self.port = port
         #: ``Cache-Control`` of the JWKS answer; ``None`` sends none.

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +49,7 @@ from typing import Any, NamedTuple, NoReturn
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 
+from ._clock import now
 from .errors import ConfigError, SecurityHandlerError
 from .identity import UserIdentity
 from .jwks import (
@@ -95,11 +95,6 @@ _IAP_AUDIENCE = re.compile(
 )
 _ENTRA_V1 = re.compile(r"https://sts\.windows\.net/([0-9a-fA-F-]{36})/")
 _ENTRA_V2 = re.compile(r"https://login\.microsoftonline\.com/([0-9a-fA-F-]{36})/v2\.0")
-
-
-def _now() -> float:
-    # Looked up at each call, so that freezegun's patched clock is seen.
-    return time.time()
 
 
 class InvalidTokenError(SecurityHandlerError):
@@ -678,7 +673,7 @@ class TokenLoginService:
                     )
             if clock is not None:
                 issuer.jwks.clock = clock
-        self.clock: Callable[[], float] = clock or _now
+        self.clock: Callable[[], float] = clock or now
         self.max_token_bytes = max(i.max_token_bytes for i in self.issuers)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
