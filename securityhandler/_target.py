@@ -119,8 +119,6 @@ def server_script_name(environ: WSGIEnvironment) -> str:
 
 
 def _strip_authority(raw_path: str) -> str:
-    if raw_path.startswith("/"):
-        return raw_path
     scheme, sep, rest = raw_path.partition("://")
     if sep and scheme.lower() in ("http", "https"):
         slash = rest.find("/")

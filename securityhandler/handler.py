@@ -385,10 +385,7 @@ class ConstraintSecurityHandler:
                     environ,
                     "authenticated",
                     "credential_valid",
-                    principal=identity.name,
-                    auth_type=identity.auth_type,
-                    issuer=identity.issuer,
-                    kid=identity.kid,
+                    **_identity_fields(identity),
                 )
                 return state
             if isinstance(state, (Failed, ResponseSent)):
@@ -478,12 +475,7 @@ class ConstraintSecurityHandler:
         if not audit_log.isEnabledFor(logging.INFO):
             return answer
         if identity is not None:
-            fields = {
-                "principal": identity.name,
-                "auth_type": identity.auth_type,
-                "issuer": identity.issuer,
-                "kid": identity.kid,
-            }
+            fields = _identity_fields(identity)
         elif failure is not None:
             fields = _failure_fields(failure)
         else:
@@ -498,6 +490,16 @@ class ConstraintSecurityHandler:
             **fields,
         )
         return answer
+
+
+def _identity_fields(identity: UserIdentity) -> dict[str, str | None]:
+    """Return the audit fields of an authenticated identity."""
+    return {
+        "principal": identity.name,
+        "auth_type": identity.auth_type,
+        "issuer": identity.issuer,
+        "kid": identity.kid,
+    }
 
 
 def _failure_fields(state: Failed) -> dict[str, str | None]:

@@ -297,9 +297,6 @@ class _VerifiedCache:
                 self._evict(now)
             self._expiry[key] = now + CACHE_TTL
 
-    def __len__(self) -> int:
-        return len(self._expiry)
-
     def _evict(self, now: float) -> None:
         for key in [k for k, expiry in self._expiry.items() if expiry <= now]:
             del self._expiry[key]
