@@ -490,12 +490,24 @@ class JWKSCache:
 
         :raises KeysUnavailableError: when no usable set can be had.
         """
+        return self.lookup(kid, alg)[0]
+
+    def lookup(
+        self, kid: str | None, alg: str
+    ) -> tuple[VerificationKey | None, KeySet]:
+        """Return the key :meth:`find` returns, with the set it was looked up in.
+
+        Reading the set apart from the key could catch another thread's
+        refresh in between, and pair the key with a set that lacks it.
+
+        :raises KeysUnavailableError: when no usable set can be had.
+        """
         keyset = self.current()
         key = keyset.find(kid, alg)
         if key is None and kid is not None and kid not in keyset:
             keyset = self._refresh(force=True)
             key = keyset.find(kid, alg)
-        return key
+        return key, keyset
 
     def _refresh(self, *, force: bool) -> KeySet:
         attempts = self._attempts

@@ -855,16 +855,15 @@ class TokenLoginService:
 
     def _check_claims(self, issuer: TokenIssuer, parsed: _Parsed) -> str:
         try:
-            return issuer.check_claims(parsed.claims, parsed.header, self.clock())
-        except InvalidTokenError as exc:
+            return issuer._check_claims(parsed.claims, parsed.header, self.clock())
+        except _Reject as exc:
             self._fail(issuer, parsed, exc.reason, exc.description)
 
     def _check_signature(
         self, issuer: TokenIssuer, parsed: _Parsed, principal: str
     ) -> KeySet:
         kid, alg = parsed.kid, parsed.alg
-        key = issuer.jwks.find(kid, alg)
-        keyset = issuer.jwks.current()
+        key, keyset = issuer.jwks.lookup(kid, alg)
         if key is None:
             if kid is None:
                 reason, detail = "unknown_kid", "Header 'kid' is missing"
