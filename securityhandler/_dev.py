@@ -16,7 +16,6 @@ import getpass
 import hmac
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 from werkzeug.security import generate_password_hash
 
 from ._lint import EXIT_OK, EXIT_USAGE
+from .realm import _BAD_NAME
 
 #: The default key's file name, under the cache folder.
 DEFAULT_KEY_NAME = "dev-key.jwk"
@@ -42,8 +42,6 @@ _ALGORITHMS = {
     "P-521": "ES512",
     "Ed25519": "EdDSA",
 }
-# What a realm file cannot hold in a user name (see securityhandler.realm).
-_BAD_NAME = re.compile(r"[\s\x00-\x1f\x7f:]")
 
 PrivateKey = RSAKey | ECKey | OKPKey
 

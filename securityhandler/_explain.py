@@ -30,12 +30,14 @@ from werkzeug.test import EnvironBuilder
 from ._lint import (
     EXIT_FOUND,
     EXIT_OK,
+    authorization_name,
     config_error,
     describe,
     emit,
     load,
     quoted,
     spec_kind,
+    spec_line,
 )
 from ._target import AmbiguousTargetError, canonical_target
 from .authentication import (
@@ -55,7 +57,7 @@ from .bearer import (
     token_failure,
 )
 from .config import SecurityConfig
-from .constraints import Authorization, ConstraintMapping, RoleInfo, SpecEntry
+from .constraints import Authorization, ConstraintMapping, RoleInfo, SpecEntry, combine
 from .errors import ConfigError, KeysUnavailableError
 from .handler import ConstraintSecurityHandler, Decision
 from .identity import DECISION_KEY, UserIdentity
@@ -558,18 +560,11 @@ class _Teller:
         return {
             "spec": entry.spec.spec,
             "kind": spec_kind(entry.spec),
-            "line": self._spec_line(entry),
+            "line": spec_line(self.config, entry),
         }
 
-    def _spec_line(self, entry: SpecEntry) -> int | None:
-        for mapping in entry.mappings:
-            line = self.config.constraint_line(mapping)
-            if line is not None:
-                return line
-        return None
-
     def _place_of_spec(self, entry: SpecEntry) -> str:
-        line = self._spec_line(entry)
+        line = spec_line(self.config, entry)
         return "" if line is None else f" (line {line})"
 
     # -- method and constraint -----------------------------------------------
@@ -615,15 +610,7 @@ class _Teller:
             methods = f" for {', '.join(sorted(mapping.methods))}"
         elif mapping.omit_methods:
             methods = f" for all but {', '.join(sorted(mapping.omit_methods))}"
-        constraint = mapping.constraint
-        demand = describe(
-            RoleInfo(
-                constraint.authorization,
-                constraint.roles,
-                constraint.transport.value == "secure",
-            ),
-            deny_uncovered=True,
-        )
+        demand = describe(combine([mapping.constraint]), deny_uncovered=True)
         return f"{self._label(mapping)}{place}: {demand}{methods}"
 
     def _constraint_data(self, mapping: ConstraintMapping) -> dict[str, Any]:
@@ -634,7 +621,7 @@ class _Teller:
             "paths": list(mapping.paths),
             "methods": sorted(mapping.methods),
             "omit_methods": sorted(mapping.omit_methods),
-            "authorization": _authorization_name(constraint.authorization),
+            "authorization": authorization_name(constraint.authorization),
             "roles": sorted(constraint.roles),
             "transport": constraint.transport.value,
         }
@@ -874,17 +861,9 @@ def _spec_words(entry: SpecEntry) -> str:
     return f"{entry.spec.spec!r} ({spec_kind(entry.spec)})"
 
 
-def _authorization_name(authorization: Authorization | None) -> str:
-    if authorization is None:
-        return "uncovered"
-    if authorization is Authorization.SPECIFIC_ROLE:
-        return "roles"
-    return authorization.name.lower().replace("_", "-")
-
-
 def _info_data(info: RoleInfo, words: str) -> dict[str, Any]:
     return {
-        "authorization": _authorization_name(info.authorization),
+        "authorization": authorization_name(info.authorization),
         "roles": sorted(info.roles),
         "secure": info.secure,
         "constraints": list(info.constraints),

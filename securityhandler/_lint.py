@@ -137,18 +137,35 @@ def spec_kind(spec: PathSpec) -> str:
     return spec.group.name.lower()
 
 
+def authorization_name(authorization: Authorization | None) -> str:
+    """Return an authorization as the configuration writes it: ``any-user`` ...
+
+    Specific roles are ``roles``; ``None`` (no constraint) is ``uncovered``.
+    """
+    if authorization is None:
+        return "uncovered"
+    if authorization is Authorization.SPECIFIC_ROLE:
+        return "roles"
+    return authorization.name.lower().replace("_", "-")
+
+
 def describe(info: RoleInfo, *, deny_uncovered: bool) -> str:
     """Return a combined demand in a few words: ``roles admin|ops +https``."""
     authorization = info.authorization
     if authorization is None:
         return "uncovered→403" if deny_uncovered else "uncovered→open"
+    words = authorization_name(authorization)
     if authorization is Authorization.SPECIFIC_ROLE:
-        words = "roles " + "|".join(sorted(info.roles))
-    else:
-        words = authorization.name.lower().replace("_", "-")
+        words += " " + "|".join(sorted(info.roles))
     if info.secure and authorization is not Authorization.FORBIDDEN:
         words += " +https"
     return words
+
+
+def spec_line(config: SecurityConfig, entry: SpecEntry) -> int | None:
+    """Return the line of the first constraint of ``entry`` whose line is known."""
+    lines = map(config.constraint_line, entry.mappings)
+    return next((line for line in lines if line is not None), None)
 
 
 # -- Places ------------------------------------------------------------------

@@ -11,7 +11,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._lint import EXIT_OK, config_error, describe, emit, load, spec_kind
+from ._lint import (
+    EXIT_OK,
+    config_error,
+    describe,
+    emit,
+    load,
+    spec_kind,
+    spec_line,
+)
 from .config import SecurityConfig
 from .constraints import ConstraintMappings
 from .errors import ConfigError
@@ -65,14 +73,7 @@ def build_table(config: SecurityConfig) -> Table:
     for entry in mappings.entries():
         cells = [describe(entry.role_info(m), deny_uncovered=deny) for m in methods]
         cells.append(describe(entry.other, deny_uncovered=deny))
-        line = next(
-            (
-                line
-                for line in map(config.constraint_line, entry.mappings)
-                if line is not None
-            ),
-            None,
-        )
+        line = spec_line(config, entry)
         rows.append(Row(entry.spec.spec, spec_kind(entry.spec), line, tuple(cells)))
     if not any(e.spec.group is PathSpecGroup.DEFAULT for e in mappings.entries()):
         # DESIGN 2: a path no spec matches is allowed.
